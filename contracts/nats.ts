@@ -1,0 +1,58 @@
+// Names on the NATS side: every subject, stream, consumer and bucket that more than one component
+// touches is spelled here and nowhere else.
+
+/** JetStream stream that holds invocation events until the scheduler has placed them. */
+export const INVOCATIONS_STREAM = "VESPID_INVOCATIONS";
+/** Invocation events are published on `vespid.invoke.<namespace>`. */
+export const INVOKE_SUBJECT_PREFIX = "vespid.invoke";
+export const invokeSubject = (namespace: string): string => `${INVOKE_SUBJECT_PREFIX}.${subjectToken(namespace)}`;
+/** Durable pull consumer shared by all schedulers (a work queue: each event goes to one of them). */
+export const SCHEDULER_CONSUMER = "vespid-scheduler";
+
+/** Runners announce themselves here every HEARTBEAT_INTERVAL_MS (core NATS, fire and forget). */
+export const RUNNER_HEARTBEAT_SUBJECT = "vespid.runner.heartbeat";
+export const HEARTBEAT_INTERVAL_MS = 1_000;
+/** A runner not heard from for this long is considered gone. */
+export const RUNNER_EXPIRY_MS = 3_500;
+/** The scheduler sends a runner its assignments on this subject (request/reply). */
+export const runnerAssignSubject = (runnerId: string): string => `vespid.runner.${runnerId}.assign`;
+/** Any runner compiles/validates action code on this subject (queue group RUNNER_BUILD_QUEUE). */
+export const RUNNER_BUILD_SUBJECT = "vespid.runner.build";
+export const RUNNER_BUILD_QUEUE = "vespid-runners";
+
+/** Results for blocking callers: `vespid.result.<gatewayId>.<activationId>`. */
+export const RESULT_SUBJECT_PREFIX = "vespid.result";
+export const resultSubject = (gatewayId: string, activationId: string): string =>
+  `${RESULT_SUBJECT_PREFIX}.${gatewayId}.${activationId}`;
+
+/** Key-value buckets. */
+export const ACTIONS_BUCKET = "vespid_actions";
+export const ACTIVATIONS_BUCKET = "vespid_activations";
+export const AUTH_BUCKET = "vespid_auth";
+
+/**
+ * KV keys and subject tokens allow only [A-Za-z0-9_-] safely, while entity names allow more
+ * (`@`, `.`, spaces). Anything else is written as `=XX` (hex), which keeps keys readable and
+ * the mapping reversible.
+ */
+export function subjectToken(name: string): string {
+  return Array.from(new TextEncoder().encode(name), (b) => {
+    const c = String.fromCharCode(b);
+    return /[A-Za-z0-9_-]/.test(c) ? c : `=${b.toString(16).padStart(2, "0")}`;
+  }).join("");
+}
+
+export function fromSubjectToken(token: string): string {
+  const bytes: number[] = [];
+  for (let i = 0; i < token.length; i++) {
+    if (token[i] === "=") {
+      bytes.push(parseInt(token.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else bytes.push(token.charCodeAt(i));
+  }
+  return new TextDecoder().decode(new Uint8Array(bytes));
+}
+
+/** Key of an action in ACTIONS_BUCKET: `<namespace>.<name>`, both encoded. */
+export const actionKey = (namespace: string, name: string): string =>
+  `${subjectToken(namespace)}.${subjectToken(name)}`;

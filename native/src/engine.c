@@ -1,0 +1,139 @@
+/*
+ * vsp_run(): one invocation in a fresh virtine, from image to result, bounded by a deadline.
+ * The deadline is a per-thread POSIX timer whose signal sets kvm_run.immediate_exit, so KVM_RUN
+ * returns at once wherever the guest is, even in a tight loop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vm.h"
+
+#define MIN_MEMORY_MB 16
+#define MAX_MEMORY_MB 512
+#define MAX_TIMEOUT_MS (300u * 1000u)
+#define MIN_RESULT_CAP 256
+
+/* A real-time signal nobody else in a Node process uses. */
+#define DEADLINE_SIGNAL (SIGRTMAX - 3)
+
+static __thread struct kvm_run *volatile deadline_run;
+static __thread volatile int deadline_expired;
+
+static void on_deadline(int sig)
+{
+	(void)sig;
+	deadline_expired = 1;
+	if (deadline_run)
+		deadline_run->immediate_exit = 1;
+}
+
+static pthread_once_t signal_once = PTHREAD_ONCE_INIT;
+static void install_handler(void)
+{
+	struct sigaction sa = { .sa_handler = on_deadline };
+	sigemptyset(&sa.sa_mask);
+	sigaction(DEADLINE_SIGNAL, &sa, NULL);
+}
+
+static int arm_deadline(timer_t *timer, uint32_t ms)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, DEADLINE_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+	struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = DEADLINE_SIGNAL };
+	sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+	if (timer_create(CLOCK_MONOTONIC, &sev, timer) < 0)
+		return -errno;
+	struct itimerspec its = { .it_value = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 } };
+	if (timer_settime(*timer, 0, &its, NULL) < 0) {
+		int err = -errno;
+		timer_delete(*timer);
+		return err;
+	}
+	return 0;
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Builds the virtine: memory, image, stack, system area, CPU state. */
+static int prepare(struct vsp_vm *vm, const struct vsp_request *req)
+{
+	uint64_t entry, image_end, phdr, phnum, rsp;
+	int r = vsp_vm_create(vm, (uint64_t)req->memory_mb << 20);
+	if (r < 0)
+		return r;
+	if ((r = vsp_elf_load(vm, req->image_path, &entry, &image_end, &phdr, &phnum)) < 0 ||
+	    (r = vsp_mm_init(vm, image_end)) < 0 ||
+	    (r = vsp_stack_init(vm, entry, phdr, phnum, &rsp)) < 0 ||
+	    (r = vsp_layout_init(vm, entry, rsp)) < 0)
+		return r;
+	return 0;
+}
+
+int vsp_run(const struct vsp_request *req, struct vsp_outcome *out)
+{
+	if (!req || !out || !req->image_path || !req->result || req->result_cap < MIN_RESULT_CAP ||
+	    (!req->params && req->params_len) || (!req->init && req->init_len) ||
+	    req->memory_mb < MIN_MEMORY_MB || req->memory_mb > MAX_MEMORY_MB ||
+	    req->timeout_ms == 0 || req->timeout_ms > MAX_TIMEOUT_MS)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	pthread_once(&signal_once, install_handler);
+
+	uint64_t t0 = now_us();
+	struct vsp_call call = { .req = req, .out = out };
+	struct vsp_vm vm;
+	int r = prepare(&vm, req);
+	if (r < 0) {
+		vsp_call_end(&call, VSP_INTERNAL, "could not start the virtine: %s",
+			     r == -ENOEXEC ? "the image is not a valid guest image" : strerror(-r));
+	} else {
+		timer_t timer;
+		deadline_expired = 0;
+		deadline_run = vm.run;
+		r = arm_deadline(&timer, req->timeout_ms);
+		if (r < 0) {
+			vsp_call_end(&call, VSP_INTERNAL, "could not arm the deadline: %s", strerror(-r));
+		} else {
+			vsp_run_loop(&vm, &call, &deadline_expired);
+			timer_delete(timer);
+		}
+		deadline_run = NULL;
+		out->exits = vm.exits;
+		if (vm.mm.oom && call.status != VSP_OK && call.status != VSP_TIMEOUT) {
+			char why[256];
+			snprintf(why, sizeof(why), "%.*s", (int)out->result_len, (const char *)req->result);
+			call.done = false;
+			vsp_call_end(&call, VSP_OOM, "out of memory: the function needed more than its %u MiB (%s)",
+				     req->memory_mb, why);
+		}
+	}
+	vsp_vm_destroy(&vm);
+	out->status = (int32_t)call.status;
+	out->micros = now_us() - t0;
+	return 0;
+}
+
+int vsp_available(char *why, uint64_t why_cap)
+{
+	int fd = vsp_kvm_fd();
+	if (fd >= 0)
+		return 1;
+	if (why && why_cap)
+		snprintf(why, why_cap, "/dev/kvm: %s", strerror(-fd));
+	return 0;
+}

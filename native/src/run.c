@@ -1,0 +1,195 @@
+/*
+ * The vCPU loop of one invocation: enter the guest, decode each exit, serve doorbells, turn every
+ * fault or unexpected exit into an error for this invocation only. Nothing here aborts the host.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "vm.h"
+
+void vsp_call_end(struct vsp_call *call, uint32_t status, const char *fmt, ...)
+{
+	if (call->done)
+		return;
+	const struct vsp_request *req = call->req;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf((char *)req->result, req->result_cap, fmt, ap);
+	va_end(ap);
+	call->out->result_len = n < 0 ? 0 : (uint64_t)n < req->result_cap ? (uint64_t)n : req->result_cap - 1;
+	call->status = status;
+	call->done = true;
+}
+
+static void serve_input(struct vsp_vm *vm, struct vsp_call *call)
+{
+	volatile struct vsp_frame *f = vsp_frame(vm);
+	const struct vsp_request *req = call->req;
+	uint64_t kind = f->in_kind, ptr = f->in_ptr, cap = f->in_cap;
+	const uint8_t *data;
+	uint64_t len;
+
+	if (kind == VSP_INPUT_INIT) {
+		data = req->init;
+		len = req->init ? req->init_len : 0;
+	} else if (kind == VSP_INPUT_PARAMS) {
+		data = req->params;
+		len = req->params_len;
+		call->params_sent = true;
+	} else {
+		vsp_call_end(call, VSP_CRASH, "bad hypercall: unknown input kind %llu", (unsigned long long)kind);
+		return;
+	}
+	uint64_t n = len < cap ? len : cap;
+	uint8_t *dst = vsp_guest_ptr(vm, ptr, n);
+	if (!dst) {
+		vsp_call_end(call, VSP_CRASH, "bad hypercall: input buffer outside guest memory");
+		return;
+	}
+	if (n)
+		memcpy(dst, data, n);
+	f->in_len = len;
+}
+
+static void take_result(struct vsp_vm *vm, struct vsp_call *call)
+{
+	volatile struct vsp_frame *f = vsp_frame(vm);
+	const struct vsp_request *req = call->req;
+	uint64_t status = f->out_status, ptr = f->out_ptr, len = f->out_len;
+
+	if (status != VSP_OUT_OK && status != VSP_OUT_ERROR) {
+		vsp_call_end(call, VSP_CRASH, "bad hypercall: unknown result status %llu", (unsigned long long)status);
+		return;
+	}
+	if (len >= req->result_cap) {
+		vsp_call_end(call, VSP_ERROR,
+			     "The action produced a response that exceeded the allowed length: %llu > %llu bytes.",
+			     (unsigned long long)len, (unsigned long long)req->result_cap - 1);
+		return;
+	}
+	const uint8_t *src = vsp_guest_ptr(vm, ptr, len);
+	if (!src) {
+		vsp_call_end(call, VSP_CRASH, "bad hypercall: result outside guest memory");
+		return;
+	}
+	memcpy(req->result, src, len);
+	call->out->result_len = len;
+	call->status = status == VSP_OUT_OK ? VSP_OK : VSP_ERROR;
+	call->done = true;
+}
+
+static const char *exception_name(uint64_t vec)
+{
+	static const char *const names[32] = {
+		[0] = "division by zero", [1] = "debug trap", [2] = "NMI", [3] = "breakpoint",
+		[4] = "overflow", [5] = "bound range exceeded", [6] = "invalid instruction",
+		[7] = "FPU not available", [8] = "double fault", [10] = "invalid TSS",
+		[11] = "segment not present", [12] = "stack fault",
+		[13] = "general protection fault (privileged or malformed instruction)",
+		[14] = "page fault", [16] = "x87 floating-point error", [17] = "alignment check",
+		[18] = "machine check", [19] = "SIMD floating-point error",
+	};
+	return vec < 32 && names[vec] ? names[vec] : "CPU exception";
+}
+
+/* The exception stub left [vector, error code, rip, cs, rflags, rsp, ss] on the IST stack. */
+static void report_fault(struct vsp_vm *vm, struct vsp_call *call)
+{
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &regs) < 0 || ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sregs) < 0) {
+		vsp_call_end(call, VSP_CRASH, "the function crashed (CPU exception)");
+		return;
+	}
+	if (regs.rsp < VSP_GPA_IST_BASE || regs.rsp > VSP_GPA_IST_TOP - 7 * 8) {
+		vsp_call_end(call, VSP_CRASH, "the function crashed (exception stack corrupt)");
+		return;
+	}
+	uint64_t w[7];
+	memcpy(w, vm->mem + regs.rsp, sizeof(w));
+	uint64_t vec = w[0], err = w[1], rip = w[2];
+	if (vec != 14) {
+		vsp_call_end(call, VSP_CRASH, "the function crashed: %s (vector %llu) at rip 0x%llx",
+			     exception_name(vec), (unsigned long long)vec, (unsigned long long)rip);
+		return;
+	}
+	uint64_t addr = sregs.cr2, guard = vm->mem_size - VSP_STACK_SIZE - VSP_GUARD_SIZE;
+	if (addr >= guard && addr < guard + VSP_GUARD_SIZE) {
+		vsp_call_end(call, VSP_CRASH, "the function crashed: stack overflow at rip 0x%llx",
+			     (unsigned long long)rip);
+		return;
+	}
+	const char *what = (err & 0x10) ? "executing" : (err & 2) ? "writing" : "reading";
+	vsp_call_end(call, VSP_CRASH, "the function crashed: segmentation fault %s address 0x%llx at rip 0x%llx",
+		     what, (unsigned long long)addr, (unsigned long long)rip);
+}
+
+static void handle_doorbell(struct vsp_vm *vm, struct vsp_call *call)
+{
+	struct kvm_run *run = vm->run;
+	uint64_t addr = run->mmio.phys_addr;
+
+	if (!run->mmio.is_write || addr < VSP_GPA_DOORBELL || addr >= VSP_GPA_DOORBELL + VSP_HUGE_PAGE_SIZE) {
+		vsp_call_end(call, VSP_CRASH, "the function crashed: %s of address 0x%llx, which has no memory",
+			     run->mmio.is_write ? "write" : "read", (unsigned long long)addr);
+		return;
+	}
+	switch (addr - VSP_GPA_DOORBELL) {
+	case VSP_BELL_SYSCALL: vsp_syscall(vm, call); break;
+	case VSP_BELL_INPUT: serve_input(vm, call); break;
+	case VSP_BELL_RESULT: take_result(vm, call); break;
+	case VSP_BELL_FAULT: report_fault(vm, call); break;
+	default:
+		vsp_call_end(call, VSP_CRASH, "bad hypercall at doorbell offset 0x%llx",
+			     (unsigned long long)(addr - VSP_GPA_DOORBELL));
+	}
+}
+
+void vsp_run_loop(struct vsp_vm *vm, struct vsp_call *call, volatile int *expired)
+{
+	struct kvm_run *run = vm->run;
+	while (!call->done) {
+		if (*expired) {
+			vsp_call_end(call, VSP_TIMEOUT, "The action exceeded its time limit of %u milliseconds.",
+				     call->req->timeout_ms);
+			break;
+		}
+		int r = ioctl(vm->vcpu_fd, KVM_RUN, 0);
+		vm->exits++;
+		if (r < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				run->immediate_exit = 0;
+				continue; /* the deadline signal, or another signal: the loop head decides */
+			}
+			vsp_call_end(call, VSP_INTERNAL, "KVM_RUN failed: %s", strerror(errno));
+			break;
+		}
+		switch (run->exit_reason) {
+		case KVM_EXIT_MMIO:
+			handle_doorbell(vm, call);
+			break;
+		case KVM_EXIT_SHUTDOWN:
+			vsp_call_end(call, VSP_CRASH, "the function crashed: the virtine shut down (triple fault)");
+			break;
+		case KVM_EXIT_IO:
+			vsp_call_end(call, VSP_CRASH, "the function crashed: port I/O is not allowed");
+			break;
+		case KVM_EXIT_HLT:
+			vsp_call_end(call, VSP_CRASH, "the function crashed: the CPU halted");
+			break;
+		case KVM_EXIT_INTERNAL_ERROR:
+			vsp_call_end(call, VSP_CRASH, "the function crashed: KVM internal error (suberror %u)",
+				     run->internal.suberror);
+			break;
+		case KVM_EXIT_FAIL_ENTRY:
+			vsp_call_end(call, VSP_INTERNAL, "KVM could not enter the virtine (reason 0x%llx)",
+				     (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+			break;
+		default:
+			vsp_call_end(call, VSP_CRASH, "the function crashed: unexpected exit %u", run->exit_reason);
+		}
+	}
+}

@@ -1,0 +1,48 @@
+// The runner's view of the native virtine engine (native/). One call = one invocation in a fresh
+// virtine. Implemented over koffi; the blocking work happens on native threads, never on the event loop.
+
+export interface EngineRequest {
+  /** Path of the guest image (static ELF) to boot. */
+  image: string;
+  /** Bytes the guest reads in its init phase (for JS: the action's source). Empty for C. */
+  init: Uint8Array;
+  /** The invocation's parameters as JSON text. */
+  params: string;
+  memoryMb: number;
+  timeoutMs: number;
+}
+
+/** How the guest ended. `ok` and `app_error` carry a result; the rest carry `error`. */
+export type EngineStatus =
+  | "ok" /* main returned a value */
+  | "app_error" /* main returned {error: …} */
+  | "dev_error" /* main threw / returned nothing usable */
+  | "timeout" /* killed at the deadline */
+  | "crash" /* guest fault: page fault, invalid opcode, triple fault… */
+  | "oom" /* guest ran out of memory */
+  | "internal"; /* the host could not run the guest */
+
+export interface LogLine {
+  /** Epoch ms at which the guest wrote it. */
+  time: number;
+  stream: "stdout" | "stderr";
+  text: string;
+}
+
+export interface EngineOutcome {
+  status: EngineStatus;
+  /** JSON text returned by the function (status ok / app_error). */
+  result?: string;
+  /** Human-readable error for the other statuses. */
+  error?: string;
+  logs: LogLine[];
+  /** True when the logs were cut at the log limit. */
+  logsTruncated: boolean;
+  /** Wall time inside the engine, µs. */
+  micros: number;
+}
+
+export interface Engine {
+  run(req: EngineRequest): Promise<EngineOutcome>;
+  close(): void;
+}
