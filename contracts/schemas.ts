@@ -125,3 +125,17 @@ export const AuthRecord = z.object({
   created: z.number().int(),
 });
 export type AuthRecord = z.infer<typeof AuthRecord>;
+
+/** A NATS message body parsed as JSON and validated; bad JSON fails like any other invalid record. */
+export function decodeMessage<T extends z.ZodType>(
+  schema: T,
+  data: Uint8Array,
+): { success: true; data: z.output<T> } | { success: false; error: z.ZodError } {
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(data));
+  } catch {
+    return { success: false, error: new z.ZodError([{ code: "custom", message: "not valid JSON", path: [], input: data }]) };
+  }
+  return schema.safeParse(value);
+}

@@ -10,6 +10,8 @@ export interface EngineRequest {
   params: string;
   memoryMb: number;
   timeoutMs: number;
+  /** Only boot and load the code; ends with status ok and result "{}" once the guest is ready. */
+  initOnly?: boolean;
 }
 
 /** How the guest ended. `ok` and `app_error` carry a result; the rest carry `error`. */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "quickjs.h"
@@ -116,6 +117,34 @@ static void finish_with_exception(JSContext *ctx, const char *what)
 	vsp_finish(VSP_OUT_ERROR, text, n);
 }
 
+/*
+ * Math.random from a xorshift128+ seeded with getrandom() after the parameters arrive, so each
+ * invocation draws fresh numbers (QuickJS seeds from the clock, which two virtines can share).
+ */
+static uint64_t random_state[2];
+
+static JSValue js_random(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+	(void)this_val, (void)argc, (void)argv;
+	uint64_t s1 = random_state[0], s0 = random_state[1];
+	random_state[0] = s0;
+	s1 ^= s1 << 23;
+	random_state[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+	return JS_NewFloat64(ctx, (double)((random_state[1] + s0) >> 11) * 0x1.0p-53);
+}
+
+static void seed_random(JSContext *ctx)
+{
+	while (getrandom(random_state, sizeof(random_state), 0) != sizeof(random_state) ||
+	       (random_state[0] | random_state[1]) == 0)
+		;
+	JSValue global = JS_GetGlobalObject(ctx);
+	JSValue math = JS_GetPropertyStr(ctx, global, "Math");
+	JS_SetPropertyStr(ctx, math, "random", JS_NewCFunction(ctx, js_random, "random", 0));
+	JS_FreeValue(ctx, math);
+	JS_FreeValue(ctx, global);
+}
+
 int main(void)
 {
 	JSRuntime *rt = JS_NewRuntime();
@@ -134,11 +163,11 @@ int main(void)
 	size_t code_len, params_len;
 	char *code = vsp_input(VSP_INPUT_INIT, &code_len);
 	JSValue loaded = JS_Eval(ctx, code, code_len, "action.js", JS_EVAL_TYPE_GLOBAL);
-	int load_failed = JS_IsException(loaded);
+	if (JS_IsException(loaded))
+		finish_with_exception(ctx, ""); /* before PARAMS: an action that cannot load never gets ready */
 
 	char *params = vsp_input(VSP_INPUT_PARAMS, &params_len);
-	if (load_failed)
-		finish_with_exception(ctx, "");
+	seed_random(ctx);
 
 	JSValue args = JS_ParseJSON(ctx, params, params_len, "<params>");
 	if (JS_IsException(args))

@@ -84,12 +84,19 @@ static int prepare(struct vsp_vm *vm, const struct vsp_request *req)
 	return 0;
 }
 
-int vsp_run(const struct vsp_request *req, struct vsp_outcome *out)
+int vsp_request_check(const struct vsp_request *req)
 {
-	if (!req || !out || !req->image_path || !req->result || req->result_cap < MIN_RESULT_CAP ||
+	if (!req || !req->image_path || !req->result || req->result_cap < MIN_RESULT_CAP ||
 	    (!req->params && req->params_len) || (!req->init && req->init_len) ||
 	    req->memory_mb < MIN_MEMORY_MB || req->memory_mb > MAX_MEMORY_MB ||
-	    req->timeout_ms == 0 || req->timeout_ms > MAX_TIMEOUT_MS)
+	    req->timeout_ms == 0 || req->timeout_ms > MAX_TIMEOUT_MS || (req->flags & ~VSP_FLAG_INIT_ONLY))
+		return -EINVAL;
+	return 0;
+}
+
+int vsp_run(const struct vsp_request *req, struct vsp_outcome *out)
+{
+	if (!out || vsp_request_check(req) < 0)
 		return -EINVAL;
 	memset(out, 0, sizeof(*out));
 	pthread_once(&signal_once, install_handler);

@@ -36,6 +36,10 @@ static void serve_input(struct vsp_vm *vm, struct vsp_call *call)
 		data = req->init;
 		len = req->init ? req->init_len : 0;
 	} else if (kind == VSP_INPUT_PARAMS) {
+		if (req->flags & VSP_FLAG_INIT_ONLY) {
+			vsp_call_end(call, VSP_OK, "{}");
+			return;
+		}
 		data = req->params;
 		len = req->params_len;
 		call->params_sent = true;

@@ -8,6 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Only what this header declares is exported from libvespid.so (built with -fvisibility=hidden). */
+#define VSP_API __attribute__((visibility("default")))
+
 /* How an invocation ended (vsp_outcome.status). Mirrored in runner/engine-native.ts. */
 enum vsp_status {
 	VSP_OK = 0,          /* the guest returned a JSON result */
@@ -26,11 +29,18 @@ struct vsp_request {
 	uint64_t params_len;
 	uint32_t memory_mb;       /* guest memory, 16 .. 512 */
 	uint32_t timeout_ms;      /* wall-clock limit */
+	uint32_t flags;           /* VSP_FLAG_* */
 	uint8_t *result;          /* out: result (VSP_OK) or error message (other statuses) */
 	uint64_t result_cap;
 	uint8_t *logs;            /* out: log records, see vsp_log_record */
 	uint64_t logs_cap;
 };
+
+/*
+ * Boot and initialise only: the call ends, VSP_OK with result "{}", when the guest first asks for
+ * its parameters (the point a snapshot would be taken). Checks that an action's code loads.
+ */
+#define VSP_FLAG_INIT_ONLY 1u
 
 struct vsp_outcome {
 	int32_t status;           /* enum vsp_status */
@@ -48,9 +58,36 @@ struct vsp_outcome {
 #define VSP_LOG_HEADER 13
 
 /* Runs one invocation in a fresh virtine. Returns 0, or -errno when the arguments are unusable. */
-int vsp_run(const struct vsp_request *req, struct vsp_outcome *out);
+VSP_API int vsp_run(const struct vsp_request *req, struct vsp_outcome *out);
+
+/* 0 when the request's buffers and limits are usable by vsp_run(), -EINVAL otherwise. */
+VSP_API int vsp_request_check(const struct vsp_request *req);
+
+/*
+ * Asynchronous interface for Node: the engine runs invocations on threads of its own (never on
+ * Node's event loop or libuv pool) and reports each finished job through `done`, which may be
+ * called from any of those threads. Inputs are copied at submission and outputs stay with the
+ * engine until collected, so no caller memory is shared with a running virtine.
+ */
+typedef void vsp_done_fn(uint64_t job);
+
+/* Starts `threads` workers (1 .. 256). Returns 0 or -errno; a second call changes nothing. */
+VSP_API int vsp_workers_start(uint32_t threads, vsp_done_fn *done);
+
+/* Queues an invocation under the caller's `job` id. Returns 0, or -errno (-EINVAL: bad limits). */
+VSP_API int vsp_submit(uint64_t job, const char *image_path, const uint8_t *init, uint64_t init_len,
+	       const uint8_t *params, uint64_t params_len, uint32_t memory_mb, uint32_t timeout_ms,
+	       uint32_t flags, uint64_t result_cap, uint64_t logs_cap);
+
+/*
+ * Copies out a finished job and forgets it: `outcome` receives the six fields of struct
+ * vsp_outcome as int64 values, in order; result and logs are copied up to their lengths, which
+ * never exceed the caps given to vsp_submit. Returns 0, or -ENOENT for an unknown or unfinished job.
+ */
+VSP_API int vsp_collect(uint64_t job, uint8_t *result, uint64_t result_cap, uint8_t *logs, uint64_t logs_cap,
+		int64_t *outcome);
 
 /* Non-zero when /dev/kvm can be opened; fills `why` (if given) with the reason otherwise. */
-int vsp_available(char *why, uint64_t why_cap);
+VSP_API int vsp_available(char *why, uint64_t why_cap);
 
 #endif

@@ -36,6 +36,7 @@ int main(int argc, char **argv)
 		.params = (const uint8_t *)argv[2], .params_len = strlen(argv[2]),
 		.memory_mb = argc > 4 ? (uint32_t)atoi(argv[4]) : 64,
 		.timeout_ms = argc > 5 ? (uint32_t)atoi(argv[5]) : 5000,
+		.flags = getenv("VSP_INIT_ONLY") ? VSP_FLAG_INIT_ONLY : 0,
 		.result = result, .result_cap = sizeof(result), .logs = logs, .logs_cap = sizeof(logs),
 	};
 	if (argc > 3 && !(req.init = read_file(argv[3], &req.init_len))) {

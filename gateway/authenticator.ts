@@ -1,0 +1,46 @@
+// Turns an Authorization header into the caller's namespace. scrypt takes tens of milliseconds by
+// design, so a verified header is remembered for a short while (keyed by its sha256, never the key).
+import { createHash } from "node:crypto";
+import type { KV } from "@nats-io/kv";
+import { parseApiKey, verifyApiKey } from "./keys.ts";
+
+/** The namespace the header's credentials belong to, or undefined when they are missing or wrong. */
+export type Authenticate = (authorization: string | undefined) => Promise<string | undefined>;
+
+export interface AuthenticatorOptions {
+  /** How long a verified header stays trusted, ms; a deleted key keeps working this long. */
+  cacheTtlMs: number;
+  /** Entries kept at most; the oldest go first. */
+  cacheMaxEntries: number;
+}
+
+export const defaultAuthenticatorOptions = (): AuthenticatorOptions => ({
+  cacheTtlMs: 30_000,
+  cacheMaxEntries: 10_000,
+});
+
+export function createAuthenticator(kv: KV, options = defaultAuthenticatorOptions()): Authenticate {
+  // Map iteration order is insertion order, which makes the first entry the oldest.
+  const verified = new Map<string, { namespace: string; expires: number }>();
+
+  return async function authenticate(authorization) {
+    if (authorization === undefined) return undefined;
+    const apiKey = parseBasicCredentials(authorization);
+    if (!apiKey) return undefined;
+    const digest = createHash("sha256").update(authorization).digest("hex");
+    const cached = verified.get(digest);
+    if (cached && cached.expires > Date.now()) return cached.namespace;
+    verified.delete(digest);
+
+    const namespace = await verifyApiKey(kv, apiKey);
+    if (namespace === undefined) return undefined;
+    if (verified.size >= options.cacheMaxEntries) verified.delete(verified.keys().next().value!);
+    verified.set(digest, { namespace, expires: Date.now() + options.cacheTtlMs });
+    return namespace;
+  };
+}
+
+function parseBasicCredentials(authorization: string) {
+  const match = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(authorization);
+  return match ? parseApiKey(Buffer.from(match[1]!, "base64").toString("utf8")) : undefined;
+}

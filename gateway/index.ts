@@ -1,0 +1,51 @@
+// The gateway: OpenWhisk's REST API over HTTP, turning requests into KV reads/writes and
+// invocation events on JetStream.
+import type { NatsConnection } from "@nats-io/transport-node";
+import type pino from "pino";
+import { createApp } from "./app.ts";
+import { startHttpServer } from "./http-server.ts";
+import { openGatewayServices } from "./services.ts";
+
+export interface GatewayOptions {
+  nc: NatsConnection;
+  /** 0 picks a free port. */
+  port: number;
+  host: string;
+  dataDir: string;
+  logger: pino.Logger;
+}
+
+export interface Gateway {
+  port: number;
+  url: string;
+  /** The default namespace's `uuid:key`, when this data directory holds it. */
+  apiKey?: string;
+  close(): Promise<void>;
+}
+
+export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
+  const logger = opts.logger.child({ component: "gateway" });
+  const services = await openGatewayServices({ nc: opts.nc, dataDir: opts.dataDir, logger });
+  const app = createApp(services.deps);
+  let http;
+  try {
+    http = await startHttpServer(app.fetch, opts.port, opts.host);
+  } catch (err) {
+    services.close();
+    throw err;
+  }
+  const url = `http://${opts.host.includes(":") ? `[${opts.host}]` : opts.host}:${http.port}`;
+  logger.info({ url }, "gateway listening");
+
+  return {
+    port: http.port,
+    url,
+    apiKey: services.apiKey,
+    async close() {
+      const closed = http.close();
+      // Blocking callers still waiting are answered 202 now rather than after their full wait.
+      services.close();
+      await closed;
+    },
+  };
+}

@@ -1,0 +1,58 @@
+// Finished activations for this gateway's blocking callers. One wildcard subscription serves every
+// waiting request; a request only adds an entry to a map, so a burst of blocking invocations costs
+// no subscription churn on the server.
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { Activation, decodeMessage, RESULT_SUBJECT_PREFIX, resultSubject } from "../contracts/index.ts";
+
+export interface PendingResult {
+  /** The activation, or undefined when it did not arrive within the wait. */
+  result: Promise<Activation | undefined>;
+  /** Stops waiting (e.g. when the invocation could not be queued). */
+  cancel(): void;
+}
+
+export class ResultInbox {
+  private readonly waiting = new Map<string, (activation: Activation | undefined) => void>();
+  private readonly subscription: Subscription;
+
+  constructor(
+    nc: NatsConnection,
+    private readonly gatewayId: string,
+    private readonly logger: Logger,
+  ) {
+    this.subscription = nc.subscribe(`${RESULT_SUBJECT_PREFIX}.${gatewayId}.>`, {
+      callback: (err, msg) => {
+        if (err) return this.logger.error({ err }, "result subscription failed");
+        const parsed = decodeMessage(Activation, msg.data);
+        if (!parsed.success) return this.logger.warn({ subject: msg.subject }, "ignoring a malformed result");
+        this.waiting.get(parsed.data.activationId)?.(parsed.data);
+      },
+    });
+  }
+
+  replySubject(activationId: string): string {
+    return resultSubject(this.gatewayId, activationId);
+  }
+
+  /** Call before publishing the invocation, so that even an instant result finds its waiter. */
+  expect(activationId: string, timeoutMs: number): PendingResult {
+    let settle!: (activation: Activation | undefined) => void;
+    const result = new Promise<Activation | undefined>((resolve) => {
+      const timer = setTimeout(() => settle(undefined), timeoutMs);
+      settle = (activation) => {
+        clearTimeout(timer);
+        this.waiting.delete(activationId);
+        resolve(activation);
+      };
+    });
+    this.waiting.set(activationId, settle);
+    return { result, cancel: () => settle(undefined) };
+  }
+
+  /** Releases every waiter (their callers answer 202) and the subscription. */
+  close(): void {
+    this.subscription.unsubscribe();
+    for (const settle of [...this.waiting.values()]) settle(undefined);
+  }
+}

@@ -1,0 +1,23 @@
+// Unauthenticated endpoints for load balancers and clients discovering the API.
+import { Hono } from "hono";
+import { ActionKind } from "../../contracts/index.ts";
+import type { GatewayEnv } from "../env.ts";
+
+export function healthRoutes(deps: { isConnected: () => boolean }): Hono<GatewayEnv> {
+  const app = new Hono<GatewayEnv>();
+
+  app.get("/health", (c) =>
+    deps.isConnected() ? c.json({ status: "ok" }) : c.json({ status: "unavailable", reason: "not connected to NATS" }, 503),
+  );
+
+  app.get("/api/v1", (c) =>
+    c.json({
+      description: "Vespid, an OpenWhisk-compatible API",
+      api_version: "1.0.0",
+      api_version_path: "v1",
+      runtimes: Object.fromEntries(ActionKind.options.map((kind) => [kind, [{ kind, default: true }]])),
+    }),
+  );
+
+  return app;
+}

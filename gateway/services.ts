@@ -1,0 +1,57 @@
+// Everything the gateway's routes depend on, opened over one NATS connection.
+import { randomBytes } from "node:crypto";
+import { jetstream } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { ACTIONS_BUCKET, ACTIVATIONS_BUCKET, AUTH_BUCKET } from "../contracts/index.ts";
+import { ActionStore } from "./action-store.ts";
+import { ActivationStore } from "./activation-store.ts";
+import type { GatewayDeps } from "./app.ts";
+import { createAuthenticator } from "./authenticator.ts";
+import { createBuilder } from "./build.ts";
+import { ensureDefaultApiKey } from "./default-key.ts";
+import { createInvoker } from "./invoke.ts";
+import { ResultInbox } from "./result-inbox.ts";
+
+/** OpenWhisk's blocking invocations wait this long before answering 202 with the id, ms. */
+export const DEFAULT_BLOCKING_WAIT_MS = 60_000;
+
+export interface GatewayServicesOptions {
+  nc: NatsConnection;
+  dataDir: string;
+  logger: Logger;
+  blockingWaitMs?: number;
+}
+
+export interface GatewayServices {
+  deps: GatewayDeps;
+  /** The default namespace's `uuid:key`, when this data directory holds it. */
+  apiKey?: string;
+  close(): void;
+}
+
+export async function openGatewayServices(opts: GatewayServicesOptions): Promise<GatewayServices> {
+  const { nc, dataDir, logger } = opts;
+  const kvm = new Kvm(nc);
+  const [actionsKv, activationsKv, authKv] = await Promise.all([
+    kvm.open(ACTIONS_BUCKET),
+    kvm.open(ACTIVATIONS_BUCKET),
+    kvm.open(AUTH_BUCKET),
+  ]);
+  const apiKey = await ensureDefaultApiKey(authKv, dataDir, logger);
+  // Names this gateway's result subjects; only [A-Za-z0-9_-] so it is a single subject token.
+  const gatewayId = `gw-${randomBytes(6).toString("hex")}`;
+  const inbox = new ResultInbox(nc, gatewayId, logger);
+  const deps: GatewayDeps = {
+    logger,
+    authenticate: createAuthenticator(authKv),
+    actions: new ActionStore(actionsKv),
+    activations: new ActivationStore(activationsKv),
+    build: createBuilder(nc),
+    invoker: createInvoker(jetstream(nc), inbox, logger),
+    blockingWaitMs: opts.blockingWaitMs ?? DEFAULT_BLOCKING_WAIT_MS,
+    isConnected: () => !nc.isClosed(),
+  };
+  return { deps, apiKey, close: () => inbox.close() };
+}

@@ -1,0 +1,92 @@
+// Process configuration from environment variables. Every setting has a default, so `npm start`
+// works with none set; a bad value stops startup with a message naming the variable.
+import { availableParallelism } from "node:os";
+import { resolve } from "node:path";
+import { z } from "zod";
+import { LOG_LEVELS, type LogLevel } from "./logger.ts";
+
+/** HTTP port of the gateway (TCP port; 0 picks a free one). */
+export const DEFAULT_PORT = 8989;
+/** Interface the gateway listens on: loopback only, unless told otherwise. */
+export const DEFAULT_HOST = "127.0.0.1";
+/** Directory for the embedded NATS store, its log, runner caches and fetched tools (relative to the cwd). */
+export const DEFAULT_DATA_DIR = ".vespid";
+/** Level of the JSON logs on stderr. */
+export const DEFAULT_LOG_LEVEL: LogLevel = "info";
+/** Invocations one runner runs at once (count); one per CPU, as each occupies a vCPU thread. */
+export const DEFAULT_RUNNER_CAPACITY = availableParallelism();
+
+export interface Config {
+  port: number;
+  host: string;
+  /** Absolute path. */
+  dataDir: string;
+  /** Undefined: run an embedded nats-server. */
+  natsUrl: string | undefined;
+  runnerCapacity: number;
+  logLevel: LogLevel;
+}
+
+/** Which environment variable feeds which setting; the CLI flag is named in errors too. */
+const VARIABLES = {
+  VESPID_PORT: "--port",
+  VESPID_HOST: undefined,
+  VESPID_DATA_DIR: "--data-dir",
+  NATS_URL: "--nats",
+  VESPID_RUNNER_CAPACITY: undefined,
+  VESPID_LOG_LEVEL: undefined,
+} as const;
+export type ConfigVariable = keyof typeof VARIABLES;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+const wholeNumber = (min: number, max: number) => {
+  const message = `must be a whole number from ${min} to ${max}`;
+  return z
+    .string()
+    .regex(/^\d+$/, message)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, message);
+};
+
+// An empty variable (`NATS_URL=`) means unset, as in most shells' conventions for "no value".
+const unsetIfEmpty = (v: unknown) => (v === "" ? undefined : v);
+
+const EnvSchema = z.object({
+  VESPID_PORT: z.preprocess(unsetIfEmpty, wholeNumber(0, 65_535).optional()),
+  VESPID_HOST: z.preprocess(unsetIfEmpty, z.string().regex(/^[^\s/]+$/, "must be a host name or IP address").optional()),
+  VESPID_DATA_DIR: z.preprocess(unsetIfEmpty, z.string().optional()),
+  NATS_URL: z.preprocess(
+    unsetIfEmpty,
+    z
+      .string()
+      .regex(/^((nats|tls):\/\/)?[^\s/]+(:\d+)?(,((nats|tls):\/\/)?[^\s/]+(:\d+)?)*$/, "must look like nats://host:4222 (comma-separated for several servers)")
+      .optional(),
+  ),
+  VESPID_RUNNER_CAPACITY: z.preprocess(unsetIfEmpty, wholeNumber(1, 1024).optional()),
+  VESPID_LOG_LEVEL: z.preprocess(unsetIfEmpty, z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }).optional()),
+});
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const picked = Object.fromEntries(Object.keys(VARIABLES).map((name) => [name, env[name]]));
+  const parsed = EnvSchema.safeParse(picked);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0]) as ConfigVariable;
+      const flag = VARIABLES[name] ? ` (${VARIABLES[name]})` : "";
+      return `${name}${flag} ${issue.message}, got ${JSON.stringify(env[name])}`;
+    });
+    throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
+  }
+  const v = parsed.data;
+  return {
+    port: v.VESPID_PORT ?? DEFAULT_PORT,
+    host: v.VESPID_HOST ?? DEFAULT_HOST,
+    dataDir: resolve(v.VESPID_DATA_DIR ?? DEFAULT_DATA_DIR),
+    natsUrl: v.NATS_URL,
+    runnerCapacity: v.VESPID_RUNNER_CAPACITY ?? DEFAULT_RUNNER_CAPACITY,
+    logLevel: v.VESPID_LOG_LEVEL ?? DEFAULT_LOG_LEVEL,
+  };
+}

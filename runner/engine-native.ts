@@ -1,0 +1,161 @@
+// The Engine over native/build/libvespid.so. Invocations run on the engine's own threads; Node
+// makes only short synchronous calls (submit, collect) and is told of finished jobs through a
+// koffi callback that the engine may call from any thread.
+import koffi from "koffi";
+import type * as Koffi from "koffi";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Engine, EngineOutcome, EngineRequest, EngineStatus, LogLine } from "./engine.ts";
+
+export const NATIVE_LIBRARY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../native/build/libvespid.so");
+/** Largest result a function may return, in bytes (OpenWhisk's 1 MiB). */
+export const DEFAULT_RESULT_LIMIT = 1024 * 1024;
+/** Log bytes kept per invocation (OpenWhisk's default is 10 MB). */
+export const DEFAULT_LOG_LIMIT = 10 * 1000 * 1000;
+
+// Mirrors enum vsp_status in native/src/vespid_engine.h.
+const STATUS: Record<number, EngineStatus> = { 0: "ok", 1: "dev_error", 2: "timeout", 3: "crash", 4: "oom", 5: "internal" };
+const FLAG_INIT_ONLY = 1; // VSP_FLAG_INIT_ONLY
+const LOG_HEADER = 13; // u64 ns | u32 length | u8 stream
+
+interface Native {
+  workersStart(threads: number, done: unknown): number;
+  submit(job: number, image: string, init: Uint8Array, initLen: number, params: Uint8Array, paramsLen: number,
+    memoryMb: number, timeoutMs: number, flags: number, resultCap: number, logsCap: number): number;
+  collect(job: number, result: Uint8Array, resultCap: number, logs: Uint8Array, logsCap: number, outcome: BigInt64Array): number;
+}
+
+let native: { fns: Native; doneType: Koffi.TypeObject } | undefined;
+function loadNative(): { fns: Native; doneType: Koffi.TypeObject } {
+  if (native) return native;
+  const lib = koffi.load(NATIVE_LIBRARY);
+  const doneType = koffi.proto("void vsp_done_fn(uint64_t job)");
+  native = {
+    doneType,
+    fns: {
+      workersStart: lib.func("int vsp_workers_start(uint32_t threads, vsp_done_fn *done)"),
+      submit: lib.func("int vsp_submit(uint64_t job, const char *image, const uint8_t *init, uint64_t init_len, const uint8_t *params, uint64_t params_len, uint32_t memory_mb, uint32_t timeout_ms, uint32_t flags, uint64_t result_cap, uint64_t logs_cap)"),
+      collect: lib.func("int vsp_collect(uint64_t job, _Out_ uint8_t *result, uint64_t result_cap, _Out_ uint8_t *logs, uint64_t logs_cap, _Out_ int64_t *outcome)"),
+    },
+  };
+  return native;
+}
+
+export interface NativeEngineOptions {
+  /** Worker threads running virtines (default: one per CPU). */
+  threads?: number;
+  resultLimit?: number;
+  logLimit?: number;
+}
+
+/**
+ * Opens the engine. The worker threads and the done callback are process-wide (the native library
+ * keeps one pool), so every Engine opened in a process shares them.
+ */
+export function openNativeEngine(opts: NativeEngineOptions = {}): Engine {
+  const { fns, doneType } = loadNative();
+  const resultLimit = opts.resultLimit ?? DEFAULT_RESULT_LIMIT;
+  const logLimit = opts.logLimit ?? DEFAULT_LOG_LIMIT;
+  const pending = sharedPending;
+  if (!sharedCallback) {
+    sharedCallback = koffi.register((job: number) => completeJob(fns, job), koffi.pointer(doneType));
+    const r = fns.workersStart(opts.threads ?? defaultThreads(), sharedCallback);
+    if (r < 0) throw new Error(`the virtine engine could not start its threads (errno ${-r})`);
+  }
+  let closed = false;
+
+  return {
+    run(req: EngineRequest): Promise<EngineOutcome> {
+      if (closed) return Promise.reject(new Error("engine closed"));
+      const job = nextJob++;
+      const params = Buffer.from(req.params, "utf8");
+      return new Promise<EngineOutcome>((resolve, reject) => {
+        pending.set(job, { resolve, reject, resultLimit, logLimit });
+        // The result buffer holds the result plus the NUL the engine's error path may write.
+        const r = fns.submit(job, req.image, req.init, req.init.length, params, params.length,
+          req.memoryMb, req.timeoutMs, req.initOnly ? FLAG_INIT_ONLY : 0, resultLimit + 1, logLimit);
+        if (r < 0) {
+          pending.delete(job);
+          reject(new Error(`the virtine engine refused the invocation (errno ${-r})`));
+        } else keepAlive();
+      });
+    },
+    close() {
+      closed = true;
+    },
+  };
+}
+
+interface Waiter {
+  resolve(o: EngineOutcome): void;
+  reject(e: Error): void;
+  resultLimit: number;
+  logLimit: number;
+}
+
+const sharedPending = new Map<number, Waiter>();
+let sharedCallback: unknown | undefined;
+let nextJob = 1; // koffi hands uint64 to JS as a number; ids stay far below 2^53
+// Calls from engine threads reach the event loop asynchronously; an interval keeps Node alive
+// while any invocation is outstanding (nothing else may be holding the loop open).
+let aliveTimer: NodeJS.Timeout | undefined;
+function keepAlive() {
+  aliveTimer ??= setInterval(() => {}, 60_000);
+}
+
+function completeJob(fns: Native, job: number): void {
+  const w = sharedPending.get(job);
+  if (!w) return;
+  sharedPending.delete(job);
+  if (sharedPending.size === 0 && aliveTimer) {
+    clearInterval(aliveTimer);
+    aliveTimer = undefined;
+  }
+  const result = Buffer.allocUnsafe(w.resultLimit + 1);
+  const logs = Buffer.allocUnsafe(w.logLimit);
+  const o = new BigInt64Array(6);
+  const r = fns.collect(job, result, result.length, logs, logs.length, o);
+  if (r < 0) return w.reject(new Error(`the virtine engine lost job ${job} (errno ${-r})`));
+  const status = STATUS[Number(o[0])] ?? "internal";
+  const text = result.subarray(0, Number(o[2])).toString("utf8");
+  w.resolve({
+    status,
+    ...(status === "ok" ? { result: text } : { error: text }),
+    logs: parseLogs(logs.subarray(0, Number(o[3]))),
+    logsTruncated: o[1] !== 0n,
+    micros: Number(o[4]),
+  });
+}
+
+/**
+ * Turns the engine's log records into lines. Records are raw writes: a line may span several and
+ * one record may hold several lines; each line carries the time of the write that began it.
+ */
+export function parseLogs(buf: Buffer): LogLine[] {
+  const lines: LogLine[] = [];
+  const partial: Record<number, { time: number; text: string } | undefined> = {};
+  for (let off = 0; off + LOG_HEADER <= buf.length;) {
+    const time = Number(buf.readBigUInt64LE(off)) / 1e6;
+    const len = buf.readUInt32LE(off + 8);
+    const fd = buf[off + 12] === 2 ? 2 : 1;
+    const text = buf.subarray(off + LOG_HEADER, off + LOG_HEADER + len).toString("utf8");
+    off += LOG_HEADER + len;
+    const parts = text.split("\n");
+    const open = partial[fd];
+    let first = { time: open?.time ?? time, text: (open?.text ?? "") + parts[0] };
+    for (let i = 1; i < parts.length; i++) {
+      lines.push({ time: first.time, stream: fd === 2 ? "stderr" : "stdout", text: first.text });
+      first = { time, text: parts[i]! };
+    }
+    partial[fd] = first.text === "" ? undefined : first;
+  }
+  for (const fd of [1, 2]) {
+    const open = partial[fd];
+    if (open) lines.push({ time: open.time, stream: fd === 2 ? "stderr" : "stdout", text: open.text });
+  }
+  return lines.sort((a, b) => a.time - b.time);
+}
+
+function defaultThreads(): number {
+  return Math.max(1, Math.min(64, (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 2));
+}

@@ -1,0 +1,544 @@
+// Tests of the gateway's HTTP API through app.request(), against a real nats-server. Runners are
+// played by the test where a route needs one: a stand-in builder answering on the build subject,
+// and results published to the reply subject an invocation event names.
+import test from "ava";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { Kvm, type KV } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { pino } from "pino";
+import {
+  ACTIONS_BUCKET,
+  ACTIVATIONS_BUCKET,
+  AUTH_BUCKET,
+  INVOCATIONS_STREAM,
+  RUNNER_BUILD_QUEUE,
+  RUNNER_BUILD_SUBJECT,
+  actionKey,
+  invokeSubject,
+  type Action,
+  type Activation,
+  type BuildReply,
+  type BuildRequest,
+  type InvocationEvent,
+} from "../contracts/index.ts";
+import { createApp } from "../gateway/app.ts";
+import { MAX_BODY_BYTES } from "../gateway/body.ts";
+import { createApiKey, formatApiKey } from "../gateway/keys.ts";
+import { openGatewayServices, type GatewayServices } from "../gateway/services.ts";
+import { startGateway } from "../gateway/index.ts";
+import { loadConfig } from "../infra/config.ts";
+import { connectNats } from "../infra/connect.ts";
+import { findNatsServer, startLocalNats, type LocalNats } from "../infra/nats-server.ts";
+import { provision } from "../infra/provision.ts";
+
+/** Short, so the test of a blocking call that outlives its wait does not take a minute. */
+const BLOCKING_WAIT_MS = 1_500;
+const logger = pino({ level: process.env.VESPID_LOG_LEVEL ?? "silent" });
+
+interface Context {
+  nats: LocalNats;
+  nc: NatsConnection;
+  jsm: JetStreamManager;
+  dataDir: string;
+  services: GatewayServices;
+  app: ReturnType<typeof createApp>;
+  kv: { actions: KV; activations: KV; auth: KV };
+  /** `uuid:key` of the default namespace, guest. */
+  guestKey: string;
+}
+
+let ctx: Context;
+
+test.before(async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), "vespid-gateway-test-"));
+  const nats = await startLocalNats({ dataDir: join(dataDir, "nats"), natsServer: await findNatsServer(loadConfig().dataDir) });
+  const nc = await connectNats(nats.url, "gateway-test");
+  await provision(nc);
+  const kvm = new Kvm(nc);
+  const [actions, activations, auth] = await Promise.all([ACTIONS_BUCKET, ACTIVATIONS_BUCKET, AUTH_BUCKET].map((b) => kvm.open(b)));
+  const services = await openGatewayServices({ nc, dataDir, logger, blockingWaitMs: BLOCKING_WAIT_MS });
+  ctx = {
+    nats,
+    nc,
+    jsm: await jetstreamManager(nc),
+    dataDir,
+    services,
+    app: createApp(services.deps),
+    kv: { actions: actions!, activations: activations!, auth: auth! },
+    guestKey: services.apiKey!,
+  };
+});
+
+test.after.always(async () => {
+  await (await builder)?.close();
+  if (!ctx) return;
+  ctx.services.close();
+  await ctx.nc.drain();
+  await ctx.nats.stop();
+  await rm(ctx.dataDir, { recursive: true, force: true });
+});
+
+// --- helpers --------------------------------------------------------------------------------------
+
+interface CallOptions {
+  /** `uuid:key`; the guest key by default, false for none. */
+  auth?: string | false;
+  /** An object is sent as JSON; a string or stream as is. */
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+async function call(method: string, path: string, opts: CallOptions = {}) {
+  const headers = new Headers(opts.headers);
+  const auth = opts.auth ?? ctx.guestKey;
+  if (auth !== false) headers.set("authorization", `Basic ${Buffer.from(auth).toString("base64")}`);
+  let body: BodyInit | undefined;
+  if (typeof opts.body === "string" || opts.body instanceof ReadableStream) body = opts.body;
+  else if (opts.body !== undefined) {
+    body = JSON.stringify(opts.body);
+    if (!headers.has("content-type")) headers.set("content-type", "application/json");
+  }
+  const init: RequestInit & { duplex?: "half" } = { method, headers, body };
+  if (body instanceof ReadableStream) init.duplex = "half";
+  const res = await ctx.app.request(path, init);
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
+}
+
+/** A fresh namespace with its own key, so tests that list or count do not see each other's work. */
+async function newNamespace(prefix: string): Promise<{ namespace: string; key: string }> {
+  const namespace = `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
+  return { namespace, key: formatApiKey(await createApiKey(ctx.kv.auth, namespace)) };
+}
+
+/** Writes an action straight into the bucket, for tests of routes that do not build. */
+async function seedAction(namespace: string, name: string, overrides: Partial<Action> = {}): Promise<Action> {
+  const action: Action = {
+    namespace,
+    name,
+    version: "0.0.1",
+    exec: { kind: "nodejs", code: "function main() { return {}; }", binary: false },
+    limits: { timeout: 60_000, memory: 256 },
+    codeHash: "seeded",
+    updated: Date.now(),
+    ...overrides,
+  };
+  await ctx.kv.actions.put(actionKey(namespace, name), JSON.stringify(action));
+  return action;
+}
+
+const CODE_THAT_FAILS_TO_BUILD = "int main( {";
+const COMPILER_ERROR = "action.c:1:10: error: expected declaration specifiers or '...' before '{' token";
+
+let builder: Promise<NatsConnection> | undefined;
+/**
+ * Starts, once, a stand-in for the runners' build service on its own connection: it accepts any
+ * code but CODE_THAT_FAILS_TO_BUILD. Tests that need no runner run serially before any test calls it.
+ */
+async function ensureBuilder(): Promise<void> {
+  builder ??= (async () => {
+    const nc = await connectNats(ctx.nats.url, "stand-in-builder");
+    nc.subscribe(RUNNER_BUILD_SUBJECT, {
+      queue: RUNNER_BUILD_QUEUE,
+      callback: (_err, msg) => {
+        const request = msg.json<BuildRequest>();
+        const reply: BuildReply =
+          request.code === CODE_THAT_FAILS_TO_BUILD ? { ok: false, error: COMPILER_ERROR } : { ok: true, codeHash: `hash-of-${request.code.length}` };
+        msg.respond(JSON.stringify(reply));
+      },
+    });
+    await nc.flush();
+    return nc;
+  })();
+  await builder;
+}
+
+/** The newest invocation event queued in `namespace`, if any. */
+async function lastQueued(namespace: string): Promise<{ seq: number; event: InvocationEvent } | undefined> {
+  const message = await ctx.jsm.streams.getMessage(INVOCATIONS_STREAM, { last_by_subj: invokeSubject(namespace) }).catch(() => null);
+  return message ? { seq: message.seq, event: message.json<InvocationEvent>() } : undefined;
+}
+
+/** Polls until the newest event in `namespace` satisfies `wanted`. */
+async function waitForQueued(namespace: string, wanted: (queued: { seq: number; event: InvocationEvent }) => boolean): Promise<InvocationEvent> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const queued = await lastQueued(namespace);
+    if (queued && wanted(queued)) return queued.event;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`the expected invocation event in ${namespace} never arrived`);
+}
+
+const queuedEvent = (namespace: string, activationId: string) =>
+  waitForQueued(namespace, ({ event }) => event.activationId === activationId);
+
+function activationOf(event: InvocationEvent, response: Activation["response"]): Activation {
+  const now = Date.now();
+  return {
+    activationId: event.activationId,
+    namespace: event.namespace,
+    name: event.name,
+    version: "0.0.1",
+    start: now,
+    end: now + 1,
+    duration: 1,
+    response,
+    logs: [],
+    annotations: [],
+  };
+}
+
+/**
+ * Invokes blocking and, in the role of the runner, answers with `response` on the event's reply
+ * subject. The request starts first: the event only exists once the gateway has queued it.
+ */
+async function invokeAnsweredWith(namespace: string, key: string, name: string, query: string, response: Activation["response"]) {
+  const before = (await lastQueued(namespace))?.seq ?? 0;
+  const pending = call("POST", `/api/v1/namespaces/_/actions/${name}?blocking=true${query}`, { auth: key, body: { x: 1 } });
+  // The activation id is only known from the response; the event is the next one in the namespace.
+  const event = await waitForQueued(namespace, ({ seq }) => seq > before);
+  if (!event.replyTo) throw new Error("the blocking invocation was queued without a reply subject");
+  ctx.nc.publish(event.replyTo, JSON.stringify(activationOf(event, response)));
+  return { event, res: await pending };
+}
+
+// --- tests that need no runner (serial: they run before anything starts the stand-in builder) ----
+
+test.serial("PUT answers 503 when no runner is there to build the code", async (t) => {
+  const res = await call("PUT", "/api/v1/namespaces/_/actions/nobuilder", { body: { exec: { kind: "c", code: "int x;" } } });
+  t.is(res.status, 503);
+  t.regex(res.body.error, /no runner/);
+  t.is(await ctx.kv.actions.get(actionKey("guest", "nobuilder")), null);
+});
+
+// --- health and auth ------------------------------------------------------------------------------
+
+test("health and API info need no credentials", async (t) => {
+  const health = await call("GET", "/health", { auth: false });
+  t.is(health.status, 200);
+  t.is(health.body.status, "ok");
+  const info = await call("GET", "/api/v1", { auth: false });
+  t.is(info.status, 200);
+  t.deepEqual(Object.keys(info.body.runtimes).sort(), ["c", "nodejs"]);
+});
+
+test("the default key is written to auth.key (0600) and reused by the next start", async (t) => {
+  const keyFile = join(ctx.dataDir, "auth.key");
+  t.is((await readFile(keyFile, "utf8")).trim(), ctx.guestKey);
+  t.is((await stat(keyFile)).mode & 0o777, 0o600);
+  t.regex(ctx.guestKey, /^[0-9a-f-]{36}:[0-9a-f]{64}$/);
+  const again = await openGatewayServices({ nc: ctx.nc, dataDir: ctx.dataDir, logger });
+  again.close();
+  t.is(again.apiKey, ctx.guestKey);
+  // The bucket keeps the hash only.
+  const record = (await ctx.kv.auth.get(ctx.guestKey.split(":")[0]!))!.json<Record<string, string>>();
+  t.is(record.namespace, "guest");
+  t.false(JSON.stringify(record).includes(ctx.guestKey.split(":")[1]!));
+});
+
+test("no, malformed or wrong credentials get 401 with a Basic challenge", async (t) => {
+  const [uuid] = ctx.guestKey.split(":");
+  for (const auth of [false, `${uuid}:${"0".repeat(64)}`, "not-a-uuid:key", "nocolon"] as const) {
+    const res = await call("GET", "/api/v1/namespaces/_/actions", { auth });
+    t.is(res.status, 401, `auth ${auth}`);
+    t.regex(res.headers.get("www-authenticate") ?? "", /^Basic/);
+    t.is(res.body.error, "The supplied authentication is invalid.");
+    t.is(res.body.code, res.headers.get("x-request-id"));
+  }
+  const garbled = await call("GET", "/api/v1/namespaces/_/actions", { auth: false, headers: { authorization: "Basic %%%" } });
+  t.is(garbled.status, 401);
+});
+
+test("another namespace than the caller's is forbidden; `_` and its own name are fine", async (t) => {
+  const other = await newNamespace("other");
+  t.is((await call("GET", `/api/v1/namespaces/${other.namespace}/actions`)).status, 403);
+  t.is((await call("GET", "/api/v1/namespaces/guest/actions/x", { auth: other.key })).status, 403);
+  t.is((await call("GET", `/api/v1/namespaces/${other.namespace}/actions`, { auth: other.key })).status, 200);
+  t.is((await call("GET", "/api/v1/namespaces/_/actions", { auth: other.key })).status, 200);
+});
+
+// --- requests refused before any build ------------------------------------------------------------
+
+test("malformed JSON is a 400 saying so", async (t) => {
+  const res = await call("PUT", "/api/v1/namespaces/_/actions/broken", {
+    body: '{"exec": {"kind": "c",',
+    headers: { "content-type": "application/json" },
+  });
+  t.is(res.status, 400);
+  t.is(res.body.error, "request body is not valid JSON");
+  t.regex(res.body.code, /^[0-9a-f]{16}$/);
+});
+
+test("a body that is not declared JSON is a 415", async (t) => {
+  const res = await call("PUT", "/api/v1/namespaces/_/actions/plain", {
+    body: JSON.stringify({ exec: { kind: "c", code: "int x;" } }),
+    headers: { "content-type": "text/plain" },
+  });
+  t.is(res.status, 415);
+});
+
+test("an unknown kind is a 400 naming exec.kind", async (t) => {
+  const res = await call("PUT", "/api/v1/namespaces/_/actions/javaish", { body: { exec: { kind: "java", code: "class A {}" } } });
+  t.is(res.status, 400);
+  t.is(res.body.error, 'exec.kind: Invalid option: expected one of "nodejs"|"c"');
+});
+
+test("limits out of range and unknown fields are 400s naming them", async (t) => {
+  const res = await call("PUT", "/api/v1/namespaces/_/actions/limits", {
+    body: { exec: { kind: "c", code: "int x;" }, limits: { memory: 4096 }, extra: true },
+  });
+  t.is(res.status, 400);
+  t.regex(res.body.error, /limits\.memory: /);
+  t.regex(res.body.error, /body: Unrecognized key: "extra"/);
+});
+
+test("a bad name is a 400 naming the field name", async (t) => {
+  for (const name of ["-dash-first", "dollar$sign", encodeURIComponent("trailing ")]) {
+    const res = await call("PUT", `/api/v1/namespaces/_/actions/${name}`, { body: { exec: { kind: "c", code: "int x;" } } });
+    t.is(res.status, 400, name);
+    t.regex(res.body.error, /^name: /, name);
+  }
+  t.is((await call("POST", "/api/v1/namespaces/_/actions/bad$name")).status, 400);
+});
+
+test("a body over 5 MiB is a 413, whether its length is declared or streamed", async (t) => {
+  const big = JSON.stringify({ exec: { kind: "nodejs", code: "x".repeat(MAX_BODY_BYTES) } });
+  const declared = await call("PUT", "/api/v1/namespaces/_/actions/big", {
+    body: big,
+    headers: { "content-type": "application/json", "content-length": String(Buffer.byteLength(big)) },
+  });
+  t.is(declared.status, 413);
+  t.regex(declared.body.error, /larger than/);
+
+  const chunk = new Uint8Array(1024 * 1024).fill(0x20);
+  let sent = 0;
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent++ < 6) controller.enqueue(chunk);
+      else controller.close();
+    },
+  });
+  const streamed = await call("POST", "/api/v1/namespaces/_/actions/big", { body: stream, headers: { "content-type": "application/json" } });
+  t.is(streamed.status, 413);
+});
+
+test("unknown actions are 404 on get, delete and invoke; unknown routes are 404 JSON", async (t) => {
+  for (const method of ["GET", "DELETE", "POST"]) {
+    const res = await call(method, "/api/v1/namespaces/_/actions/does-not-exist");
+    t.is(res.status, 404, method);
+    t.is(res.body.error, "The requested resource does not exist.");
+  }
+  const route = await call("GET", "/api/v1/nothing-here", { auth: false });
+  t.is(route.status, 404);
+  t.is(route.body.error, "The requested resource does not exist.");
+});
+
+test("PUT without overwrite on an existing action is a 409, even before building", async (t) => {
+  const { key, namespace } = await newNamespace("exists");
+  await seedAction(namespace, "taken");
+  const res = await call("PUT", "/api/v1/namespaces/_/actions/taken", { auth: key, body: { exec: { kind: "c", code: "int x;" } } });
+  t.is(res.status, 409);
+});
+
+// --- create, read, list, delete (with the stand-in builder) ---------------------------------------
+
+test("create, get, list and delete an action", async (t) => {
+  await ensureBuilder();
+  const { key } = await newNamespace("crud");
+  const code = "function main(p) { return p; }";
+  const created = await call("PUT", "/api/v1/namespaces/_/actions/hello", { auth: key, body: { exec: { kind: "nodejs", code }, limits: { timeout: 5000 } } });
+  t.is(created.status, 200);
+  t.like(created.body, {
+    name: "hello",
+    version: "0.0.1",
+    publish: false,
+    exec: { kind: "nodejs", code, binary: false },
+    limits: { timeout: 5000, memory: 256 },
+    annotations: [],
+  });
+  t.regex(created.body.namespace, /^crud-/);
+
+  const got = await call("GET", "/api/v1/namespaces/_/actions/hello", { auth: key });
+  t.is(got.status, 200);
+  t.deepEqual(got.body, created.body);
+
+  const listed = await call("GET", "/api/v1/namespaces/_/actions", { auth: key });
+  t.is(listed.status, 200);
+  t.is(listed.body.length, 1);
+  t.is(listed.body[0].name, "hello");
+  t.is(listed.body[0].exec.code, undefined, "listings leave the code out");
+
+  const deleted = await call("DELETE", "/api/v1/namespaces/_/actions/hello", { auth: key });
+  t.is(deleted.status, 200);
+  t.deepEqual(deleted.body, created.body);
+  t.is((await call("GET", "/api/v1/namespaces/_/actions/hello", { auth: key })).status, 404);
+  // A deleted name can be created again.
+  t.is((await call("PUT", "/api/v1/namespaces/_/actions/hello", { auth: key, body: { exec: { kind: "nodejs", code } } })).status, 200);
+});
+
+test("overwrite=true replaces the code, bumps the patch version and keeps limits not given", async (t) => {
+  await ensureBuilder();
+  const { key, namespace } = await newNamespace("overwrite");
+  await seedAction(namespace, "evolving", { version: "0.0.7", limits: { timeout: 1234, memory: 128 } });
+  const res = await call("PUT", "/api/v1/namespaces/_/actions/evolving?overwrite=true", { auth: key, body: { exec: { kind: "c", code: "int main;" } } });
+  t.is(res.status, 200);
+  t.like(res.body, { version: "0.0.8", exec: { kind: "c", code: "int main;" }, limits: { timeout: 1234, memory: 128 } });
+  // Overwrite of a name that does not exist simply creates it.
+  const fresh = await call("PUT", "/api/v1/namespaces/_/actions/fresh?overwrite=true", { auth: key, body: { exec: { kind: "c", code: "int y;" } } });
+  t.is(fresh.body.version, "0.0.1");
+});
+
+test("of two concurrent creates of one name, exactly one wins and the other gets 409", async (t) => {
+  await ensureBuilder();
+  const { key } = await newNamespace("race");
+  const put = (code: string) => call("PUT", "/api/v1/namespaces/_/actions/contested", { auth: key, body: { exec: { kind: "c", code } } });
+  const statuses = (await Promise.all([put("int a;"), put("int b;"), put("int c;")])).map((r) => r.status).sort();
+  t.deepEqual(statuses, [200, 409, 409]);
+});
+
+test("code that does not build is a 400 carrying the compiler's message, and nothing is stored", async (t) => {
+  await ensureBuilder();
+  const { key, namespace } = await newNamespace("nobuild");
+  const res = await call("PUT", "/api/v1/namespaces/_/actions/broken", { auth: key, body: { exec: { kind: "c", code: CODE_THAT_FAILS_TO_BUILD } } });
+  t.is(res.status, 400);
+  t.is(res.body.error, COMPILER_ERROR);
+  t.is(await ctx.kv.actions.get(actionKey(namespace, "broken")), null);
+});
+
+test("listing pages newest first with limit and skip; limits are validated", async (t) => {
+  const { key, namespace } = await newNamespace("pages");
+  for (let i = 0; i < 5; i++) await seedAction(namespace, `a${i}`, { updated: 1000 + i });
+  const page = await call("GET", "/api/v1/namespaces/_/actions?limit=2&skip=1", { auth: key });
+  t.deepEqual(page.body.map((a: Action) => a.name), ["a3", "a2"]);
+  const all = await call("GET", "/api/v1/namespaces/_/actions?limit=0", { auth: key });
+  t.is(all.body.length, 5);
+  const tooMany = await call("GET", "/api/v1/namespaces/_/actions?limit=500", { auth: key });
+  t.is(tooMany.status, 400);
+  t.regex(tooMany.body.error, /^limit: /);
+});
+
+// --- invoking -------------------------------------------------------------------------------------
+
+test("a non-blocking invoke answers 202 with a 32-hex id and queues the event on the stream", async (t) => {
+  const { key, namespace } = await newNamespace("invoke");
+  await seedAction(namespace, "fire");
+  const res = await call("POST", "/api/v1/namespaces/_/actions/fire", { auth: key, body: { answer: 42 } });
+  t.is(res.status, 202);
+  t.regex(res.body.activationId, /^[0-9a-f]{32}$/);
+  const event = await queuedEvent(namespace, res.body.activationId);
+  t.like(event, { namespace, name: "fire", params: { answer: 42 } });
+  t.is(event.replyTo, undefined);
+  t.true(Math.abs(Date.now() - event.published) < 10_000);
+});
+
+test("invoke params: an empty body means {}, a non-object is a 400", async (t) => {
+  const { key, namespace } = await newNamespace("params");
+  await seedAction(namespace, "p");
+  const empty = await call("POST", "/api/v1/namespaces/_/actions/p", { auth: key });
+  t.is(empty.status, 202);
+  t.deepEqual((await queuedEvent(namespace, empty.body.activationId)).params, {});
+  for (const body of ["[1,2]", "42", '"text"', "null"]) {
+    const res = await call("POST", "/api/v1/namespaces/_/actions/p", { auth: key, body, headers: { "content-type": "application/json" } });
+    t.is(res.status, 400, body);
+    t.is(res.body.error, "body: the parameters must be a JSON object");
+  }
+});
+
+test("a blocking invoke returns the activation the runner sends back; result=true only its result", async (t) => {
+  const { key, namespace } = await newNamespace("blocking");
+  await seedAction(namespace, "echo");
+  const success = { status: "success", statusCode: 0, success: true, result: { echoed: 1 } } as const;
+  const whole = await invokeAnsweredWith(namespace, key, "echo", "", success);
+  t.is(whole.res.status, 200);
+  t.is(whole.res.body.activationId, whole.event.activationId);
+  t.deepEqual(whole.res.body.response, success);
+
+  const onlyResult = await invokeAnsweredWith(namespace, key, "echo", "&result=true", success);
+  t.is(onlyResult.res.status, 200);
+  t.deepEqual(onlyResult.res.body, { echoed: 1 });
+});
+
+test("a blocking invoke of a failing action is a 502 with the record, an internal error a 500", async (t) => {
+  const { key, namespace } = await newNamespace("failing");
+  await seedAction(namespace, "boom");
+  const appError = await invokeAnsweredWith(namespace, key, "boom", "", {
+    status: "application error",
+    statusCode: 1,
+    success: false,
+    result: { error: "nope" },
+  });
+  t.is(appError.res.status, 502);
+  t.is(appError.res.body.response.result.error, "nope");
+  const internal = await invokeAnsweredWith(namespace, key, "boom", "&result=true", {
+    status: "whisk internal error",
+    statusCode: 3,
+    success: false,
+    result: { error: "broken" },
+  });
+  t.is(internal.res.status, 500);
+  t.deepEqual(internal.res.body, { error: "broken" });
+});
+
+test("a blocking invoke nobody answers in time is a 202 with the id", async (t) => {
+  const { key, namespace } = await newNamespace("slow");
+  await seedAction(namespace, "slow");
+  const started = Date.now();
+  const res = await call("POST", "/api/v1/namespaces/_/actions/slow?blocking=true", { auth: key });
+  t.is(res.status, 202);
+  t.regex(res.body.activationId, /^[0-9a-f]{32}$/);
+  t.true(Date.now() - started >= BLOCKING_WAIT_MS - 50);
+  t.truthy((await queuedEvent(namespace, res.body.activationId)).replyTo);
+});
+
+// --- activations ----------------------------------------------------------------------------------
+
+test("activations are readable by their namespace only; malformed ids are a 400", async (t) => {
+  const owner = await newNamespace("owner");
+  const stranger = await newNamespace("stranger");
+  const event: InvocationEvent = { activationId: "ab".repeat(16), namespace: owner.namespace, name: "x", params: {}, published: Date.now() };
+  const activation = activationOf(event, { status: "success", statusCode: 0, success: true, result: { ok: true } });
+  await ctx.kv.activations.put(activation.activationId, JSON.stringify(activation));
+
+  const mine = await call("GET", `/api/v1/namespaces/_/activations/${activation.activationId}`, { auth: owner.key });
+  t.is(mine.status, 200);
+  t.deepEqual(mine.body, activation);
+  t.is((await call("GET", `/api/v1/namespaces/_/activations/${activation.activationId}`, { auth: stranger.key })).status, 404);
+  t.is((await call("GET", `/api/v1/namespaces/_/activations/${"cd".repeat(16)}`, { auth: owner.key })).status, 404);
+  const malformed = await call("GET", "/api/v1/namespaces/_/activations/XYZ", { auth: owner.key });
+  t.is(malformed.status, 400);
+  t.regex(malformed.body.error, /^activationId: /);
+});
+
+// --- the HTTP server ------------------------------------------------------------------------------
+
+test("startGateway listens on a free port and closes cleanly", async (t) => {
+  const gateway = await startGateway({ nc: ctx.nc, port: 0, host: "127.0.0.1", dataDir: ctx.dataDir, logger });
+  t.true(gateway.port > 0);
+  t.is(gateway.apiKey, ctx.guestKey);
+  const res = await fetch(`${gateway.url}/api/v1/namespaces/_/actions`, {
+    headers: { authorization: `Basic ${Buffer.from(ctx.guestKey).toString("base64")}`, connection: "keep-alive" },
+  });
+  t.is(res.status, 200);
+  await gateway.close();
+  await t.throwsAsync(fetch(`${gateway.url}/health`));
+});
+
+test("closing the gateway answers waiting blocking callers with 202 instead of holding them", async (t) => {
+  const { key, namespace } = await newNamespace("closing");
+  await seedAction(namespace, "waits");
+  const gateway = await startGateway({ nc: ctx.nc, port: 0, host: "127.0.0.1", dataDir: ctx.dataDir, logger });
+  const waiting = fetch(`${gateway.url}/api/v1/namespaces/_/actions/waits?blocking=true`, {
+    method: "POST",
+    headers: { authorization: `Basic ${Buffer.from(key).toString("base64")}` },
+  });
+  await waitForQueued(namespace, () => true);
+  const started = Date.now();
+  await gateway.close();
+  const res = await waiting;
+  t.is(res.status, 202);
+  t.regex(((await res.json()) as { activationId: string }).activationId, /^[0-9a-f]{32}$/);
+  t.true(Date.now() - started < 2_000);
+});

@@ -1,0 +1,126 @@
+// A whole Vespid platform inside the test process, on a real nats-server in a fresh temp directory.
+// One platform per test file: start it in test.before, stop it in test.after.always.
+import { mkdtemp, mkdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { startGateway } from "../gateway/index.ts";
+import { startRunner } from "../runner/index.ts";
+import { startScheduler } from "../scheduler/index.ts";
+import { loadConfig } from "../infra/config.ts";
+import { connectNats } from "../infra/connect.ts";
+import { createLogger } from "../infra/logger.ts";
+import { findNatsServer, startLocalNats } from "../infra/nats-server.ts";
+import { provision } from "../infra/provision.ts";
+
+export interface PlatformOptions {
+  /** Runners to start (default 1); each gets its own data directory, `<dataDir>/runner-<i>`. */
+  runners?: number;
+  /** Capacity of each runner (default 2). */
+  runnerCapacity?: number;
+}
+
+export interface TestResponse {
+  status: number;
+  /** Header names in lower case. */
+  headers: Record<string, string>;
+  /** Parsed JSON when the response says it is JSON, else the text. `any`: tests index into it freely. */
+  body: any;
+}
+
+export interface RequestOptions {
+  /** `uuid:key` to authenticate with instead of the platform's, or false to send no credentials. */
+  auth?: string | false;
+}
+
+export interface Platform {
+  /** Gateway base URL, e.g. http://127.0.0.1:41234 (paths start with /api/v1). */
+  url: string;
+  /** `uuid:key` of the default namespace. */
+  apiKey: string;
+  nc: NatsConnection;
+  dataDir: string;
+  runnerIds: string[];
+  /**
+   * An HTTP request to the gateway with Basic auth by the platform's key. An object body is sent as
+   * JSON; a string as is. An `authorization` header in `headers` replaces the default credentials.
+   */
+  request(method: string, path: string, body?: unknown, headers?: Record<string, string>, options?: RequestOptions): Promise<TestResponse>;
+  /** Stops everything and deletes the data directory (kept when VESPID_KEEP_TEST_DATA is set). */
+  stop(): Promise<void>;
+}
+
+export async function startPlatform(opts: PlatformOptions = {}): Promise<Platform> {
+  const config = loadConfig();
+  // Quiet by default so test output stays readable; VESPID_LOG_LEVEL=debug shows everything.
+  const logger = createLogger(process.env.VESPID_LOG_LEVEL ? config.logLevel : "warn");
+  // The nats-server binary comes from PATH or what `npm run setup` fetched, not from the temp dir.
+  const natsServer = await findNatsServer(config.dataDir);
+  const dataDir = await mkdtemp(join(tmpdir(), "vespid-test-"));
+
+  const closers: Array<() => Promise<void>> = [];
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      for (const close of closers.reverse()) await close();
+      if (!process.env.VESPID_KEEP_TEST_DATA) await rm(dataDir, { recursive: true, force: true });
+    })());
+
+  try {
+    const nats = await startLocalNats({ dataDir: join(dataDir, "nats"), natsServer });
+    closers.push(nats.stop);
+    const nc = await connectNats(nats.url, "vespid-test");
+    closers.push(() => nc.drain());
+    await provision(nc);
+
+    const runnerIds: string[] = [];
+    for (let i = 0; i < (opts.runners ?? 1); i++) {
+      const runnerDir = join(dataDir, `runner-${i}`);
+      await mkdir(runnerDir, { recursive: true });
+      const runner = await startRunner({ nc, dataDir: runnerDir, capacity: opts.runnerCapacity ?? 2, logger });
+      closers.push(runner.close);
+      runnerIds.push(runner.runnerId);
+    }
+    const scheduler = await startScheduler({ nc, logger });
+    closers.push(scheduler.close);
+    const gateway = await startGateway({ nc, port: 0, host: "127.0.0.1", dataDir, logger });
+    closers.push(gateway.close);
+    if (!gateway.apiKey) throw new Error("the gateway made no API key in a fresh data directory");
+    const apiKey = gateway.apiKey;
+
+    return {
+      url: gateway.url,
+      apiKey,
+      nc,
+      dataDir,
+      runnerIds,
+      request: (method, path, body, headers, options) => request(gateway.url, options?.auth ?? apiKey, method, path, body, headers),
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+async function request(baseUrl: string, auth: string | false, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<TestResponse> {
+  const sent = new Headers(headers);
+  if (auth !== false && !sent.has("authorization")) sent.set("authorization", `Basic ${Buffer.from(auth).toString("base64")}`);
+  let payload: string | undefined;
+  if (typeof body === "string") payload = body;
+  else if (body !== undefined) {
+    payload = JSON.stringify(body);
+    if (!sent.has("content-type")) sent.set("content-type", "application/json");
+  }
+  const res = await fetch(new URL(path, baseUrl), { method, headers: sent, body: payload });
+  const text = await res.text();
+  let parsed: unknown = text;
+  if (res.headers.get("content-type")?.includes("json") && text) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // a broken JSON body stays text, for the test to see
+    }
+  }
+  return { status: res.status, headers: Object.fromEntries(res.headers), body: parsed };
+}
