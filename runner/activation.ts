@@ -25,7 +25,9 @@ export function verdictOf(outcome: EngineOutcome, limits: Action["limits"]): Ver
   switch (outcome.status) {
     case "ok": {
       const parsed = parseResult(outcome.result);
-      if (parsed.kind === "object") return { status: "success", result: parsed.value };
+      // OpenWhisk's rule: a returned object with an `error` field is an application error.
+      if (parsed.kind === "object")
+        return { status: "error" in parsed.value ? "application error" : "success", result: parsed.value };
       return developerError(
         parsed.kind === "invalid"
           ? `The action did not produce a valid JSON response: ${outcome.result ?? ""}`
