@@ -22,6 +22,8 @@ export const DEFAULT_COMPILE_TIMEOUT_MS = 60_000;
 /** Limits of the virtine that checks a JS action loads: its top-level code runs there. */
 const CHECK_MEMORY_MB = 128;
 const CHECK_TIMEOUT_MS = 10_000;
+/** Successful builds remembered in memory, so an invocation costs no hashing of files or re-check. */
+const MAX_REMEMBERED = 10_000;
 /** Compiler output kept for the user, bytes. */
 const MAX_DIAGNOSTICS = 64 * 1024;
 
@@ -36,6 +38,7 @@ export interface ImageStoreOptions {
 export function createImageStore(opts: ImageStoreOptions): ImageStore {
   const dir = path.join(opts.dataDir, "images");
   const inflight = new Map<string, Promise<BuildResult>>();
+  const ready = new Map<string, BuildResult>(); // insertion order doubles as LRU order
   let engine = opts.engine;
   let guestLibHash: Promise<string> | undefined;
 
@@ -71,9 +74,23 @@ export function createImageStore(opts: ImageStoreOptions): ImageStore {
       guestLibHash ??= readFile(GUEST_LIB).then((b) => sha256(b));
       // The runtime's own hash is part of the key, so a rebuilt runtime never reuses stale images.
       const codeHash = sha256(`${kind}\0${kind === "c" ? await guestLibHash : ""}\0${code}`);
+      const known = ready.get(codeHash);
+      if (known) {
+        ready.delete(codeHash);
+        ready.set(codeHash, known);
+        return known;
+      }
       let p = inflight.get(codeHash); // concurrent builds of the same code share one compiler run
       if (!p) {
-        p = (kind === "c" ? compileC(code, codeHash) : checkJs(code, codeHash)).finally(() => inflight.delete(codeHash));
+        p = (kind === "c" ? compileC(code, codeHash) : checkJs(code, codeHash))
+          .then((built) => {
+            if (built.ok) {
+              ready.set(codeHash, built);
+              if (ready.size > MAX_REMEMBERED) ready.delete(ready.keys().next().value!);
+            }
+            return built;
+          })
+          .finally(() => inflight.delete(codeHash));
         inflight.set(codeHash, p);
       }
       return p;
