@@ -5,7 +5,7 @@ import koffi from "koffi";
 import type * as Koffi from "koffi";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Engine, EngineOutcome, EngineRequest, EngineStatus, LogLine } from "./engine.ts";
+import type { Engine, EngineOutcome, EngineRequest, EngineStats, EngineStatus, LogLine } from "./engine.ts";
 
 export const NATIVE_LIBRARY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../native/build/libvespid.so");
 /** Largest result a function may return, in bytes (OpenWhisk's 1 MiB). */
@@ -21,8 +21,10 @@ const LOG_HEADER = 13; // u64 ns | u32 length | u8 stream
 interface Native {
   workersStart(threads: number, done: unknown): number;
   submit(job: number, image: string, init: Uint8Array, initLen: number, params: Uint8Array, paramsLen: number,
-    memoryMb: number, timeoutMs: number, flags: number, resultCap: number, logsCap: number): number;
+    memoryMb: number, timeoutMs: number, flags: number, snapshotKey: string, resultCap: number, logsCap: number): number;
   collect(job: number, result: Uint8Array, resultCap: number, logs: Uint8Array, logsCap: number, outcome: BigInt64Array): number;
+  counters(out: BigInt64Array): void;
+  setBudget(bytes: number): void;
 }
 
 let native: { fns: Native; doneType: Koffi.TypeObject } | undefined;
@@ -34,8 +36,10 @@ function loadNative(): { fns: Native; doneType: Koffi.TypeObject } {
     doneType,
     fns: {
       workersStart: lib.func("int vsp_workers_start(uint32_t threads, vsp_done_fn *done)"),
-      submit: lib.func("int vsp_submit(uint64_t job, const char *image, const uint8_t *init, uint64_t init_len, const uint8_t *params, uint64_t params_len, uint32_t memory_mb, uint32_t timeout_ms, uint32_t flags, uint64_t result_cap, uint64_t logs_cap)"),
+      submit: lib.func("int vsp_submit(uint64_t job, const char *image, const uint8_t *init, uint64_t init_len, const uint8_t *params, uint64_t params_len, uint32_t memory_mb, uint32_t timeout_ms, uint32_t flags, const char *snapshot_key, uint64_t result_cap, uint64_t logs_cap)"),
       collect: lib.func("int vsp_collect(uint64_t job, _Out_ uint8_t *result, uint64_t result_cap, _Out_ uint8_t *logs, uint64_t logs_cap, _Out_ int64_t *outcome)"),
+      counters: lib.func("void vsp_pool_counters(_Out_ int64_t *out)"),
+      setBudget: lib.func("void vsp_set_pool_budget(uint64_t bytes)"),
     },
   };
   return native;
@@ -44,6 +48,8 @@ function loadNative(): { fns: Native; doneType: Koffi.TypeObject } {
 export interface NativeEngineOptions {
   /** Worker threads running virtines (default: one per CPU). */
   threads?: number;
+  /** Memory for snapshots and idle VMs, bytes (default 2 GiB); process-wide, the last setting wins. */
+  poolBudget?: number;
   resultLimit?: number;
   logLimit?: number;
 }
@@ -62,6 +68,7 @@ export function openNativeEngine(opts: NativeEngineOptions = {}): Engine {
     const r = fns.workersStart(opts.threads ?? defaultThreads(), sharedCallback);
     if (r < 0) throw new Error(`the virtine engine could not start its threads (errno ${-r})`);
   }
+  if (opts.poolBudget !== undefined) fns.setBudget(opts.poolBudget);
   let closed = false;
 
   return {
@@ -73,12 +80,18 @@ export function openNativeEngine(opts: NativeEngineOptions = {}): Engine {
         pending.set(job, { resolve, reject, resultLimit, logLimit });
         // The result buffer holds the result plus the NUL the engine's error path may write.
         const r = fns.submit(job, req.image, req.init, req.init.length, params, params.length,
-          req.memoryMb, req.timeoutMs, req.initOnly ? FLAG_INIT_ONLY : 0, resultLimit + 1, logLimit);
+          req.memoryMb, req.timeoutMs, req.initOnly ? FLAG_INIT_ONLY : 0, req.snapshotKey ?? "", resultLimit + 1, logLimit);
         if (r < 0) {
           pending.delete(job);
           reject(new Error(`the virtine engine refused the invocation (errno ${-r})`));
         } else keepAlive();
       });
+    },
+    stats(): EngineStats {
+      const c = new BigInt64Array(7);
+      fns.counters(c);
+      const [hits, misses, coldStarts, evictions, snapshots, bytes, idleVms] = Array.from(c, Number) as [number, number, number, number, number, number, number];
+      return { hits, misses, coldStarts, evictions, snapshots, bytes, idleVms };
     },
     close() {
       closed = true;
@@ -113,7 +126,7 @@ function completeJob(fns: Native, job: number): void {
   }
   const result = Buffer.allocUnsafe(w.resultLimit + 1);
   const logs = Buffer.allocUnsafe(w.logLimit);
-  const o = new BigInt64Array(6);
+  const o = new BigInt64Array(7);
   const r = fns.collect(job, result, result.length, logs, logs.length, o);
   if (r < 0) return w.reject(new Error(`the virtine engine lost job ${job} (errno ${-r})`));
   const status = STATUS[Number(o[0])] ?? "internal";
@@ -124,6 +137,7 @@ function completeJob(fns: Native, job: number): void {
     logs: parseLogs(logs.subarray(0, Number(o[3]))),
     logsTruncated: o[1] !== 0n,
     micros: Number(o[4]),
+    coldStart: o[6] !== 0n,
   });
 }
 

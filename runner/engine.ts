@@ -12,6 +12,11 @@ export interface EngineRequest {
   timeoutMs: number;
   /** Only boot and load the code; ends with status ok and result "{}" once the guest is ready. */
   initOnly?: boolean;
+  /**
+   * Lets the call start from (or create) the snapshot of this name: the same name must always
+   * mean the same image, init bytes and code (the runner uses the code hash). Absent: a fresh boot.
+   */
+  snapshotKey?: string;
 }
 
 /** How the guest ended. `ok` and `app_error` carry a result; the rest carry `error`. */
@@ -42,9 +47,28 @@ export interface EngineOutcome {
   logsTruncated: boolean;
   /** Wall time inside the engine, µs. */
   micros: number;
+  /** True when this call booted the guest and took its snapshot (OpenWhisk's cold start). */
+  coldStart: boolean;
+}
+
+/** Counters of the engine's snapshot pool, since the process started. */
+export interface EngineStats {
+  /** Calls that found an idle VM of their snapshot. */
+  hits: number;
+  /** Calls that built a VM from an existing snapshot. */
+  misses: number;
+  /** Calls that booted the guest and took its snapshot. */
+  coldStarts: number;
+  /** Snapshots dropped to stay within the memory budget. */
+  evictions: number;
+  snapshots: number;
+  /** Memory held by snapshots and idle VMs, estimated. */
+  bytes: number;
+  idleVms: number;
 }
 
 export interface Engine {
   run(req: EngineRequest): Promise<EngineOutcome>;
+  stats(): EngineStats;
   close(): void;
 }

@@ -56,6 +56,9 @@ async function execute(event: InvocationEvent, start: number, deps: InvocationDe
     params: JSON.stringify(event.params),
     memoryMb: action.limits.memory,
     timeoutMs: action.limits.timeout,
+    // The code hash names the image and init bytes exactly, so calls of this version share a
+    // snapshot (the engine keys it by memory size as well).
+    snapshotKey: image.codeHash,
   });
   const end = Date.now();
   return buildActivation({

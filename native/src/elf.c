@@ -6,6 +6,9 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -21,12 +24,17 @@ static uint64_t page_up(uint64_t v)
 	return (v + VSP_PAGE_SIZE - 1) & ~(VSP_PAGE_SIZE - 1);
 }
 
-static int load_segments(struct vsp_vm *vm, const uint8_t *file, uint64_t size, uint64_t *entry,
-			 uint64_t *image_end, uint64_t *phdr_addr, uint64_t *phnum)
+/*
+ * Images are parsed once and kept in memory as their loaded form, [VSP_IMAGE_BASE, end), shared by
+ * every VM and snapshot that uses them (snapshots store only the pages that differ from it).
+ * Keyed by path and file identity, so a rebuilt image is a new entry.
+ */
+static pthread_mutex_t images_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct vsp_image *images;
+
+static int parse(struct vsp_image *img, const uint8_t *file, uint64_t size)
 {
 	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)file;
-	uint64_t user_end = vm->mem_size - VSP_STACK_SIZE - VSP_GUARD_SIZE;
-
 	if (size < sizeof(*eh) || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
 	    eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_machine != EM_X86_64 || eh->e_type != ET_EXEC ||
 	    eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phoff > size ||
@@ -35,48 +43,134 @@ static int load_segments(struct vsp_vm *vm, const uint8_t *file, uint64_t size, 
 
 	const Elf64_Phdr *ph = (const Elf64_Phdr *)(file + eh->e_phoff);
 	uint64_t end = 0;
-	*phdr_addr = 0;
 	for (unsigned i = 0; i < eh->e_phnum; i++) {
 		const Elf64_Phdr *p = &ph[i];
 		if (p->p_type != PT_LOAD)
 			continue;
 		if (p->p_filesz > p->p_memsz || p->p_offset > size || p->p_filesz > size - p->p_offset ||
-		    p->p_vaddr < VSP_IMAGE_BASE || p->p_vaddr > user_end || p->p_memsz > user_end - p->p_vaddr)
+		    p->p_vaddr < VSP_IMAGE_BASE || p->p_vaddr > MAX_IMAGE_SIZE ||
+		    p->p_memsz > MAX_IMAGE_SIZE - p->p_vaddr)
 			return -ENOEXEC;
-		memcpy(vm->mem + p->p_vaddr, file + p->p_offset, p->p_filesz);
-		/* Memory is fresh from mmap, so the bss part is already zero. */
 		if (p->p_vaddr + p->p_memsz > end)
 			end = p->p_vaddr + p->p_memsz;
 		/* musl finds its TLS template through AT_PHDR: the headers' address once loaded. */
 		if (eh->e_phoff >= p->p_offset && eh->e_phoff - p->p_offset < p->p_filesz)
-			*phdr_addr = p->p_vaddr + (eh->e_phoff - p->p_offset);
+			img->phdr = p->p_vaddr + (eh->e_phoff - p->p_offset);
 	}
-	if (end == 0 || *phdr_addr == 0 || eh->e_entry < VSP_IMAGE_BASE || eh->e_entry >= end)
+	if (end == 0 || img->phdr == 0 || eh->e_entry < VSP_IMAGE_BASE || eh->e_entry >= end)
 		return -ENOEXEC;
-	*entry = eh->e_entry;
-	*image_end = page_up(end);
-	*phnum = eh->e_phnum;
+	img->end = page_up(end);
+	img->bytes = calloc(1, img->end - VSP_IMAGE_BASE); /* bss stays zero */
+	if (!img->bytes)
+		return -ENOMEM;
+	for (unsigned i = 0; i < eh->e_phnum; i++)
+		if (ph[i].p_type == PT_LOAD)
+			memcpy(img->bytes + (ph[i].p_vaddr - VSP_IMAGE_BASE), file + ph[i].p_offset, ph[i].p_filesz);
+	img->entry = eh->e_entry;
+	img->phnum = eh->e_phnum;
 	return 0;
 }
 
-int vsp_elf_load(struct vsp_vm *vm, const char *path, uint64_t *entry, uint64_t *image_end,
-		 uint64_t *phdr, uint64_t *phnum)
+static int load_image(const char *path, const struct stat *st, struct vsp_image **out)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	struct stat st;
-	if (fstat(fd, &st) < 0 || st.st_size <= 0 || (uint64_t)st.st_size > MAX_IMAGE_SIZE) {
-		close(fd);
-		return -ENOEXEC;
-	}
-	void *file = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	void *file = mmap(NULL, st->st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
 	if (file == MAP_FAILED)
 		return -errno;
-	int r = load_segments(vm, file, st.st_size, entry, image_end, phdr, phnum);
-	munmap(file, st.st_size);
-	return r;
+	struct vsp_image *img = calloc(1, sizeof(*img));
+	int r = img ? parse(img, file, st->st_size) : -ENOMEM;
+	munmap(file, st->st_size);
+	if (r == 0 && !(img->path = strdup(path)))
+		r = -ENOMEM;
+	if (r < 0) {
+		if (img)
+			free(img->bytes);
+		free(img);
+		return r;
+	}
+	img->dev = st->st_dev;
+	img->ino = st->st_ino;
+	img->mtime = st->st_mtim;
+	img->size = st->st_size;
+	*out = img;
+	return 0;
+}
+
+static bool same_file(const struct vsp_image *img, const char *path, const struct stat *st)
+{
+	return img->dev == st->st_dev && img->ino == st->st_ino && img->size == st->st_size &&
+	       img->mtime.tv_sec == st->st_mtim.tv_sec && img->mtime.tv_nsec == st->st_mtim.tv_nsec &&
+	       strcmp(img->path, path) == 0;
+}
+
+int vsp_image_get(const char *path, struct vsp_image **out)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return -errno;
+	if (st.st_size <= 0 || (uint64_t)st.st_size > MAX_IMAGE_SIZE)
+		return -ENOEXEC;
+	pthread_mutex_lock(&images_lock);
+	for (struct vsp_image *img = images; img; img = img->next)
+		if (same_file(img, path, &st)) {
+			img->refs++;
+			pthread_mutex_unlock(&images_lock);
+			*out = img;
+			return 0;
+		}
+	pthread_mutex_unlock(&images_lock);
+
+	struct vsp_image *img = NULL;
+	int r = load_image(path, &st, &img);
+	if (r < 0)
+		return r;
+	img->refs = 1;
+	pthread_mutex_lock(&images_lock);
+	img->next = images;
+	images = img;
+	pthread_mutex_unlock(&images_lock);
+	*out = img;
+	return 0;
+}
+
+struct vsp_image *vsp_image_ref(struct vsp_image *img)
+{
+	pthread_mutex_lock(&images_lock);
+	img->refs++;
+	pthread_mutex_unlock(&images_lock);
+	return img;
+}
+
+void vsp_image_put(struct vsp_image *img)
+{
+	if (!img)
+		return;
+	pthread_mutex_lock(&images_lock);
+	bool last = --img->refs == 0;
+	if (last)
+		for (struct vsp_image **link = &images; *link; link = &(*link)->next)
+			if (*link == img) {
+				*link = img->next;
+				break;
+			}
+	pthread_mutex_unlock(&images_lock);
+	if (last) {
+		free(img->bytes);
+		free(img->path);
+		free(img);
+	}
+}
+
+int vsp_elf_load(struct vsp_vm *vm, struct vsp_image *img)
+{
+	if (img->end > vm->mem_size - VSP_STACK_SIZE - VSP_GUARD_SIZE)
+		return -ENOMEM; /* the image alone does not fit this memory size */
+	memcpy(vm->mem + VSP_IMAGE_BASE, img->bytes, img->end - VSP_IMAGE_BASE);
+	vm->image = vsp_image_ref(img);
+	return 0;
 }
 
 /* argc, argv, envp and auxv at the top of the stack, as the Linux ABI lays them out. */

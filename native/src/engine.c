@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pool.h"
 #include "vm.h"
 
 #define MIN_MEMORY_MB 16
@@ -72,14 +73,18 @@ static uint64_t now_us(void)
 /* Builds the virtine: memory, image, stack, system area, CPU state. */
 static int prepare(struct vsp_vm *vm, const struct vsp_request *req)
 {
-	uint64_t entry, image_end, phdr, phnum, rsp;
+	struct vsp_image *img;
+	uint64_t rsp;
 	int r = vsp_vm_create(vm, (uint64_t)req->memory_mb << 20);
 	if (r < 0)
 		return r;
-	if ((r = vsp_elf_load(vm, req->image_path, &entry, &image_end, &phdr, &phnum)) < 0 ||
-	    (r = vsp_mm_init(vm, image_end)) < 0 ||
-	    (r = vsp_stack_init(vm, entry, phdr, phnum, &rsp)) < 0 ||
-	    (r = vsp_layout_init(vm, entry, rsp)) < 0)
+	if ((r = vsp_image_get(req->image_path, &img)) < 0)
+		return r;
+	r = vsp_elf_load(vm, img);
+	vsp_image_put(img); /* the VM holds its own reference now */
+	if (r < 0 || (r = vsp_mm_init(vm, vm->image->end)) < 0 ||
+	    (r = vsp_stack_init(vm, vm->image->entry, vm->image->phdr, vm->image->phnum, &rsp)) < 0 ||
+	    (r = vsp_layout_init(vm, vm->image->entry, rsp)) < 0)
 		return r;
 	return 0;
 }
@@ -94,8 +99,78 @@ int vsp_request_check(const struct vsp_request *req)
 	return 0;
 }
 
-int vsp_run(const struct vsp_request *req, struct vsp_outcome *out)
+/* Runs the vCPU until the call ends or reaches its ready point, under the armed deadline. */
+static void run_guarded(struct vsp_vm *vm, struct vsp_call *call)
 {
+	deadline_run = vm->run;
+	vsp_run_loop(vm, call, &deadline_expired);
+	deadline_run = NULL;
+}
+
+static int start_failed(struct vsp_call *call, int r)
+{
+	vsp_call_end(call, VSP_INTERNAL, "could not start the virtine: %s",
+		     r == -ENOEXEC ? "the image is not a valid guest image" : strerror(-r));
+	return r;
+}
+
+/*
+ * Boots a VM for the call into lease->vm, up to the ready point when `to_ready`. Returns < 0 (the
+ * call ended as internal error) when no VM could be built.
+ */
+static int boot(struct vsp_lease *lease, struct vsp_call *call, bool to_ready)
+{
+	int r = prepare(&lease->vm, call->req);
+	if (r < 0) {
+		vsp_vm_destroy(&lease->vm);
+		return start_failed(call, r);
+	}
+	lease->have_vm = true;
+	call->stop_at_params = to_ready;
+	run_guarded(&lease->vm, call);
+	return 0;
+}
+
+/*
+ * Puts the call's VM at the ready point with its parameters served, from the pool when the request
+ * names a snapshot. A cold start boots, snapshots the ready VM for later calls and goes on in it.
+ * When the call ends on the way (a crash in init, the deadline), call->done says so.
+ */
+static void ready_vm(struct vsp_lease *lease, struct vsp_call *call)
+{
+	const struct vsp_request *req = call->req;
+	if (!req->snapshot_key || !*req->snapshot_key) {
+		boot(lease, call, false);
+		return;
+	}
+	bool cold;
+	int r = vsp_pool_acquire(req->snapshot_key, (uint64_t)req->memory_mb << 20, lease, &cold);
+	if (r < 0) {
+		start_failed(call, r);
+		return;
+	}
+	if (cold) {
+		struct vsp_snapshot *snap = NULL;
+		if (boot(lease, call, true) < 0 || !call->ready) {
+			vsp_pool_publish(lease, NULL);
+			return;
+		}
+		r = vsp_snapshot_capture(&lease->vm, &snap);
+		vsp_pool_publish(lease, r < 0 ? NULL : snap);
+		if (r < 0) {
+			call->done = false;
+			vsp_call_end(call, VSP_INTERNAL, "could not snapshot the virtine: %s", strerror(-r));
+			return;
+		}
+		call->done = false;
+		call->out->cold_start = 1;
+	}
+	vsp_serve_params(&lease->vm, call);
+}
+
+int vsp_run_leased(const struct vsp_request *req, struct vsp_outcome *out, struct vsp_lease *lease)
+{
+	memset(lease, 0, sizeof(*lease));
 	if (!out || vsp_request_check(req) < 0)
 		return -EINVAL;
 	memset(out, 0, sizeof(*out));
@@ -103,25 +178,26 @@ int vsp_run(const struct vsp_request *req, struct vsp_outcome *out)
 
 	uint64_t t0 = now_us();
 	struct vsp_call call = { .req = req, .out = out };
-	struct vsp_vm vm;
-	int r = prepare(&vm, req);
+	timer_t timer;
+	deadline_expired = 0;
+	int r = arm_deadline(&timer, req->timeout_ms);
 	if (r < 0) {
-		vsp_call_end(&call, VSP_INTERNAL, "could not start the virtine: %s",
-			     r == -ENOEXEC ? "the image is not a valid guest image" : strerror(-r));
+		vsp_call_end(&call, VSP_INTERNAL, "could not arm the deadline: %s", strerror(-r));
 	} else {
-		timer_t timer;
-		deadline_expired = 0;
-		deadline_run = vm.run;
-		r = arm_deadline(&timer, req->timeout_ms);
-		if (r < 0) {
-			vsp_call_end(&call, VSP_INTERNAL, "could not arm the deadline: %s", strerror(-r));
+		if (req->flags & VSP_FLAG_INIT_ONLY) {
+			if (boot(lease, &call, true) == 0 && call.ready)
+				vsp_call_end_ok(&call, "{}");
 		} else {
-			vsp_run_loop(&vm, &call, &deadline_expired);
-			timer_delete(timer);
+			ready_vm(lease, &call);
+			if (!call.done)
+				run_guarded(&lease->vm, &call);
 		}
-		deadline_run = NULL;
-		out->exits = vm.exits;
-		if (vm.mm.oom && call.status != VSP_OK && call.status != VSP_TIMEOUT) {
+		timer_delete(timer);
+	}
+	if (lease->have_vm) {
+		out->exits = lease->vm.exits;
+		lease->vm.exits = 0; /* a pooled VM counts afresh for its next call */
+		if (lease->vm.mm.oom && call.status != VSP_OK && call.status != VSP_TIMEOUT) {
 			char why[256];
 			snprintf(why, sizeof(why), "%.*s", (int)out->result_len, (const char *)req->result);
 			call.done = false;
@@ -129,10 +205,19 @@ int vsp_run(const struct vsp_request *req, struct vsp_outcome *out)
 				     req->memory_mb, why);
 		}
 	}
-	vsp_vm_destroy(&vm);
+	/* Only a guest that ended through the RESULT doorbell is in a state worth restoring. */
+	lease->reusable = call.status == VSP_OK || call.status == VSP_ERROR;
 	out->status = (int32_t)call.status;
 	out->micros = now_us() - t0;
 	return 0;
+}
+
+int vsp_run(const struct vsp_request *req, struct vsp_outcome *out)
+{
+	struct vsp_lease lease;
+	int r = vsp_run_leased(req, out, &lease);
+	vsp_pool_release(&lease);
+	return r;
 }
 
 int vsp_available(char *why, uint64_t why_cap)

@@ -99,6 +99,15 @@ int vsp_vm_create(struct vsp_vm *vm, uint64_t mem_size)
 
 	if (ioctl(vm->vcpu_fd, KVM_SET_CPUID2, supported_cpuid) < 0)
 		goto fail_errno;
+
+	size_t bitmap = (vsp_pages(vm) + 63) / 64 * sizeof(uint64_t);
+	vm->host_dirty = calloc(1, bitmap);
+	vm->ever_dirty = calloc(1, bitmap);
+	vm->dirty_scratch = calloc(1, bitmap);
+	if (!vm->host_dirty || !vm->ever_dirty || !vm->dirty_scratch) {
+		errno = ENOMEM;
+		goto fail_errno;
+	}
 	return 0;
 
 fail_errno:
@@ -107,9 +116,48 @@ fail_errno:
 	return err;
 }
 
+int vsp_vm_log_dirty(struct vsp_vm *vm)
+{
+	/*
+	 * Manual-protect mode: KVM_GET_DIRTY_LOG neither clears the log nor write-protects pages
+	 * again, so a page costs one write fault in the life of the VM and the log stays the sticky
+	 * set of everything ever written. Without the capability the classic mode works too, only
+	 * slower: ever_dirty accumulates what each call reports either way.
+	 */
+	struct kvm_enable_cap cap = { .cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+				      .args = { KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE } };
+	if (ioctl(vsp_kvm_fd(), KVM_CHECK_EXTENSION, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) > 0)
+		ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap);
+	struct kvm_userspace_memory_region region = {
+		.slot = 0,
+		.flags = KVM_MEM_LOG_DIRTY_PAGES,
+		.guest_phys_addr = 0,
+		.memory_size = vm->mem_size,
+		.userspace_addr = (uint64_t)vm->mem,
+	};
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+		return -errno;
+	vm->dirty_logging = true;
+	return 0;
+}
+
+int vsp_vm_collect_dirty(struct vsp_vm *vm)
+{
+	struct kvm_dirty_log log = { .slot = 0, .dirty_bitmap = vm->dirty_scratch };
+	if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+		return -errno;
+	for (uint64_t i = 0, n = (vsp_pages(vm) + 63) / 64; i < n; i++)
+		vm->ever_dirty[i] |= vm->dirty_scratch[i];
+	return 0;
+}
+
 void vsp_vm_destroy(struct vsp_vm *vm)
 {
 	vsp_mm_free(vm);
+	vsp_image_put(vm->image);
+	free(vm->host_dirty);
+	free(vm->ever_dirty);
+	free(vm->dirty_scratch);
 	if (vm->run)
 		munmap(vm->run, vm->run_size);
 	if (vm->vcpu_fd >= 0)

@@ -164,6 +164,11 @@ static int set_cpu_state(struct vsp_vm *vm, uint64_t rip, uint64_t rsp)
 	if (ioctl(vm->vcpu_fd, KVM_SET_FPU, &fpu) < 0)
 		return -errno;
 
+	return vsp_layout_set_msrs(vm);
+}
+
+int vsp_layout_set_msrs(struct vsp_vm *vm)
+{
 	struct {
 		struct kvm_msrs hdr;
 		struct kvm_msr_entry e[5];

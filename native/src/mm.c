@@ -27,6 +27,31 @@ static bool page_used(const struct vsp_mm *mm, uint64_t addr)
 	return mm->used[i / 8] & (1u << (i % 8));
 }
 
+bool vsp_mm_page_used(const struct vsp_mm *mm, uint64_t addr)
+{
+	return addr >= mm->mmap_base && addr < mm->mmap_top && page_used(mm, addr);
+}
+
+static uint64_t bitmap_bytes(const struct vsp_mm *mm)
+{
+	return (mm->mmap_top - mm->mmap_base) / PAGE / 8 + 1;
+}
+
+int vsp_mm_copy(struct vsp_mm *dst, const struct vsp_mm *src)
+{
+	uint8_t *used = dst->used;
+	if (!used || dst->mmap_base != src->mmap_base || dst->mmap_top != src->mmap_top) {
+		free(used);
+		used = malloc(bitmap_bytes(src));
+		if (!used)
+			return -ENOMEM;
+	}
+	memcpy(used, src->used, bitmap_bytes(src));
+	*dst = *src;
+	dst->used = used;
+	return 0;
+}
+
 static void mark(struct vsp_mm *mm, uint64_t addr, uint64_t len, bool used)
 {
 	for (uint64_t a = addr; a < addr + len; a += PAGE) {
@@ -49,8 +74,10 @@ static bool range_free(const struct vsp_mm *mm, uint64_t addr, uint64_t len)
 /* Gives pages back to the kernel: the guest sees zeros there next time. */
 static void discard(struct vsp_vm *vm, uint64_t addr, uint64_t len)
 {
-	if (len)
+	if (len) {
 		madvise(vm->mem + addr, len, MADV_DONTNEED);
+		vsp_mark_host_write(vm, addr, len);
+	}
 }
 
 int vsp_mm_init(struct vsp_vm *vm, uint64_t image_end)
@@ -61,8 +88,7 @@ int vsp_mm_init(struct vsp_vm *vm, uint64_t image_end)
 	mm->mmap_top = vm->mem_size - VSP_STACK_SIZE - VSP_GUARD_SIZE;
 	if (mm->mmap_base >= mm->mmap_top)
 		return -ENOMEM;
-	uint64_t pages = (mm->mmap_top - mm->mmap_base) / PAGE;
-	mm->used = calloc(pages / 8 + 1, 1);
+	mm->used = calloc(bitmap_bytes(mm), 1);
 	return mm->used ? 0 : -ENOMEM;
 }
 
@@ -86,6 +112,7 @@ uint64_t vsp_mm_brk(struct vsp_vm *vm, uint64_t addr)
 	} else {
 		/* Shrinking: the bytes given up must read as zero if the heap grows back. */
 		memset(vm->mem + addr, 0, page_up(addr) - addr);
+		vsp_mark_host_write(vm, addr, page_up(addr) - addr);
 		discard(vm, new_end, old_end - new_end);
 	}
 	mm->brk = addr;

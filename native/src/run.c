@@ -24,43 +24,59 @@ void vsp_call_end(struct vsp_call *call, uint32_t status, const char *fmt, ...)
 	call->done = true;
 }
 
-static void serve_input(struct vsp_vm *vm, struct vsp_call *call)
+/* Copies `data` into the guest's input buffer described in the frame (all of it, or nothing if it
+ * does not fit: the guest then asks again with room for in_len bytes). */
+void vsp_call_end_ok(struct vsp_call *call, const char *json)
 {
-	volatile struct vsp_frame *f = vsp_frame(vm);
-	const struct vsp_request *req = call->req;
-	uint64_t kind = f->in_kind, ptr = f->in_ptr, cap = f->in_cap;
-	const uint8_t *data;
-	uint64_t len;
+	call->done = false;
+	vsp_call_end(call, VSP_OK, "%s", json);
+}
 
-	if (kind == VSP_INPUT_INIT) {
-		data = req->init;
-		len = req->init ? req->init_len : 0;
-	} else if (kind == VSP_INPUT_PARAMS) {
-		if (req->flags & VSP_FLAG_INIT_ONLY) {
-			vsp_call_end(call, VSP_OK, "{}");
+static void copy_input(struct vsp_vm *vm, struct vsp_call *call, const uint8_t *data, uint64_t len)
+{
+	volatile struct vsp_frame *f = vsp_frame(vm, true);
+	uint64_t ptr = f->in_ptr, cap = f->in_cap;
+	if (len <= cap) {
+		uint8_t *dst = vsp_guest_wptr(vm, ptr, len);
+		if (!dst) {
+			vsp_call_end(call, VSP_CRASH, "bad hypercall: input buffer outside guest memory");
 			return;
 		}
-		data = req->params;
-		len = req->params_len;
-		call->params_sent = true;
+		if (len)
+			memcpy(dst, data, len);
+	}
+	f->in_len = len;
+}
+
+void vsp_serve_params(struct vsp_vm *vm, struct vsp_call *call)
+{
+	copy_input(vm, call, call->req->params, call->req->params_len);
+}
+
+static void serve_input(struct vsp_vm *vm, struct vsp_call *call)
+{
+	const struct vsp_request *req = call->req;
+	uint64_t kind = vsp_frame(vm, false)->in_kind;
+
+	if (kind == VSP_INPUT_INIT) {
+		copy_input(vm, call, req->init, req->init ? req->init_len : 0);
+	} else if (kind == VSP_INPUT_PARAMS) {
+		if (call->stop_at_params && !call->ready) {
+			/* The snapshot point: the guest is initialised and waits for its parameters. */
+			call->ready = true;
+			call->status = VSP_OK;
+			call->done = true;
+			return;
+		}
+		vsp_serve_params(vm, call);
 	} else {
 		vsp_call_end(call, VSP_CRASH, "bad hypercall: unknown input kind %llu", (unsigned long long)kind);
-		return;
 	}
-	uint64_t n = len < cap ? len : cap;
-	uint8_t *dst = vsp_guest_ptr(vm, ptr, n);
-	if (!dst) {
-		vsp_call_end(call, VSP_CRASH, "bad hypercall: input buffer outside guest memory");
-		return;
-	}
-	if (n)
-		memcpy(dst, data, n);
-	f->in_len = len;
 }
 
 static void take_result(struct vsp_vm *vm, struct vsp_call *call)
 {
-	volatile struct vsp_frame *f = vsp_frame(vm);
+	volatile struct vsp_frame *f = vsp_frame(vm, false);
 	const struct vsp_request *req = call->req;
 	uint64_t status = f->out_status, ptr = f->out_ptr, len = f->out_len;
 

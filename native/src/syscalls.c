@@ -60,7 +60,7 @@ static int64_t sys_writev(struct vsp_vm *vm, struct vsp_call *call, uint64_t fd,
 
 static int64_t put_timespec(struct vsp_vm *vm, uint64_t addr, const struct timespec *ts)
 {
-	int64_t *p = vsp_guest_ptr(vm, addr, 16);
+	int64_t *p = vsp_guest_wptr(vm, addr, 16);
 	if (!p)
 		return -EFAULT;
 	p[0] = ts->tv_sec;
@@ -85,7 +85,7 @@ static int64_t sys_gettimeofday(struct vsp_vm *vm, uint64_t addr)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	if (!addr)
 		return 0;
-	int64_t *p = vsp_guest_ptr(vm, addr, 16);
+	int64_t *p = vsp_guest_wptr(vm, addr, 16);
 	if (!p)
 		return -EFAULT;
 	p[0] = ts.tv_sec;
@@ -97,7 +97,7 @@ static int64_t sys_getrandom(struct vsp_vm *vm, uint64_t buf, uint64_t len)
 {
 	if (len > (1u << 20))
 		len = 1u << 20; /* short reads are allowed by getrandom's contract */
-	uint8_t *p = vsp_guest_ptr(vm, buf, len);
+	uint8_t *p = vsp_guest_wptr(vm, buf, len);
 	if (!p)
 		return -EFAULT;
 	for (uint64_t done = 0; done < len;) {
@@ -126,7 +126,7 @@ static int64_t sys_nanosleep(struct vsp_vm *vm, uint64_t req)
 
 static int64_t sys_uname(struct vsp_vm *vm, uint64_t addr)
 {
-	struct utsname *u = vsp_guest_ptr(vm, addr, sizeof(struct utsname));
+	struct utsname *u = vsp_guest_wptr(vm, addr, sizeof(struct utsname));
 	if (!u)
 		return -EFAULT;
 	memset(u, 0, sizeof(*u));
@@ -174,7 +174,7 @@ static int64_t dispatch(struct vsp_vm *vm, struct vsp_call *call, uint64_t nr, c
 	case SYS_time: {
 		int64_t now = time(NULL);
 		if (a[0]) {
-			int64_t *p = vsp_guest_ptr(vm, a[0], 8);
+			int64_t *p = vsp_guest_wptr(vm, a[0], 8);
 			if (!p)
 				return -EFAULT;
 			*p = now;
@@ -208,7 +208,7 @@ static int64_t dispatch(struct vsp_vm *vm, struct vsp_call *call, uint64_t nr, c
 
 void vsp_syscall(struct vsp_vm *vm, struct vsp_call *call)
 {
-	volatile struct vsp_frame *f = vsp_frame(vm);
+	volatile struct vsp_frame *f = vsp_frame(vm, true);
 	uint64_t nr = f->nr_ret, a[6];
 	for (int i = 0; i < 6; i++)
 		a[i] = f->args[i];

@@ -30,6 +30,11 @@ struct vsp_request {
 	uint32_t memory_mb;       /* guest memory, 16 .. 512 */
 	uint32_t timeout_ms;      /* wall-clock limit */
 	uint32_t flags;           /* VSP_FLAG_* */
+	/*
+	 * Names the snapshot this call may start from: the same key must always mean the same image,
+	 * init bytes and memory size (the runner uses the code hash). NULL or "": boot a fresh VM.
+	 */
+	const char *snapshot_key;
 	uint8_t *result;          /* out: result (VSP_OK) or error message (other statuses) */
 	uint64_t result_cap;
 	uint8_t *logs;            /* out: log records, see vsp_log_record */
@@ -49,6 +54,7 @@ struct vsp_outcome {
 	uint64_t logs_len;
 	uint64_t micros;          /* wall time of the invocation inside the engine */
 	uint64_t exits;           /* exits to the host (doorbells and others) */
+	uint64_t cold_start;      /* 1 when this call booted the VM and took the snapshot */
 };
 
 /*
@@ -77,10 +83,10 @@ VSP_API int vsp_workers_start(uint32_t threads, vsp_done_fn *done);
 /* Queues an invocation under the caller's `job` id. Returns 0, or -errno (-EINVAL: bad limits). */
 VSP_API int vsp_submit(uint64_t job, const char *image_path, const uint8_t *init, uint64_t init_len,
 	       const uint8_t *params, uint64_t params_len, uint32_t memory_mb, uint32_t timeout_ms,
-	       uint32_t flags, uint64_t result_cap, uint64_t logs_cap);
+	       uint32_t flags, const char *snapshot_key, uint64_t result_cap, uint64_t logs_cap);
 
 /*
- * Copies out a finished job and forgets it: `outcome` receives the six fields of struct
+ * Copies out a finished job and forgets it: `outcome` receives the seven fields of struct
  * vsp_outcome as int64 values, in order; result and logs are copied up to their lengths, which
  * never exceed the caps given to vsp_submit. Returns 0, or -ENOENT for an unknown or unfinished job.
  */
@@ -88,6 +94,15 @@ VSP_API int vsp_collect(uint64_t job, uint8_t *result, uint64_t result_cap, uint
 		int64_t *outcome);
 
 /* Non-zero when /dev/kvm can be opened; fills `why` (if given) with the reason otherwise. */
+/*
+ * Snapshot pool: `bytes` bounds the memory of snapshots and idle VM shells together (0: the
+ * default, 2 GiB); least recently used snapshots are evicted beyond it.
+ */
+VSP_API void vsp_set_pool_budget(uint64_t bytes);
+
+/* Pool counters: hits, misses, cold starts, evictions, snapshots, bytes, idle shells. */
+VSP_API void vsp_pool_counters(int64_t out[7]);
+
 VSP_API int vsp_available(char *why, uint64_t why_cap);
 
 #endif

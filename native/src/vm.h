@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include "../include/vespid_abi.h"
 #include "vespid_engine.h"
@@ -20,6 +22,20 @@ struct vsp_mm {
 	bool oom;              /* a brk/mmap request was refused for lack of memory */
 };
 
+/* A guest image in its loaded form, shared and reference-counted (elf.c). */
+struct vsp_image {
+	char *path;
+	dev_t dev;
+	ino_t ino;
+	struct timespec mtime;
+	off_t size;
+	uint64_t entry, phdr, phnum;
+	uint64_t end;          /* page-aligned end of the last segment */
+	uint8_t *bytes;        /* guest memory [VSP_IMAGE_BASE, end) as loaded */
+	unsigned refs;
+	struct vsp_image *next;
+};
+
 struct vsp_vm {
 	int vm_fd;
 	int vcpu_fd;
@@ -29,24 +45,67 @@ struct vsp_vm {
 	uint64_t mem_size;
 	struct vsp_mm mm;
 	uint64_t exits;
+	/*
+	 * What a restore must undo, one bit per page: pages the host wrote (KVM's dirty log cannot
+	 * see those) and every page the dirty log has ever reported for this VM.
+	 */
+	uint64_t *host_dirty;
+	uint64_t *ever_dirty;
+	uint64_t *dirty_scratch;  /* KVM_GET_DIRTY_LOG's buffer */
+	bool dirty_logging;
+	struct vsp_image *image;  /* a reference, released with the VM */
 };
+
+static inline uint64_t vsp_pages(const struct vsp_vm *vm)
+{
+	return vm->mem_size / VSP_PAGE_SIZE;
+}
+
+/* Records that the host changed guest memory [gpa, gpa+len), which must lie inside it. */
+static inline void vsp_mark_host_write(struct vsp_vm *vm, uint64_t gpa, uint64_t len)
+{
+	if (len == 0)
+		return;
+	for (uint64_t p = gpa / VSP_PAGE_SIZE; p <= (gpa + len - 1) / VSP_PAGE_SIZE; p++)
+		vm->host_dirty[p / 64] |= 1ull << (p % 64);
+}
 
 /* kvm.c */
 int vsp_kvm_fd(void);
 int vsp_vm_create(struct vsp_vm *vm, uint64_t mem_size);
 void vsp_vm_destroy(struct vsp_vm *vm);
+/* Turns on KVM's dirty log for guest memory (sticky, manual-protect mode where available). */
+int vsp_vm_log_dirty(struct vsp_vm *vm);
+/* ORs the pages KVM saw the guest write into ever_dirty. */
+int vsp_vm_collect_dirty(struct vsp_vm *vm);
 
 /* layout.c: system area, registers, MSRs, CPUID; entry at `rip` with stack `rsp` */
 int vsp_layout_init(struct vsp_vm *vm, uint64_t rip, uint64_t rsp);
+/* The syscall MSRs, which live in the vCPU, not in memory or the register sets */
+int vsp_layout_set_msrs(struct vsp_vm *vm);
 
-/* elf.c: loads a static ELF; returns its entry and the end of its last segment */
-int vsp_elf_load(struct vsp_vm *vm, const char *path, uint64_t *entry, uint64_t *image_end,
-		 uint64_t *phdr, uint64_t *phnum);
+/* snapshot.c: a virtine frozen at its ready point, and VMs made from or put back to it */
+struct vsp_snapshot;
+int vsp_snapshot_capture(struct vsp_vm *vm, struct vsp_snapshot **out);
+void vsp_snapshot_free(struct vsp_snapshot *s);
+uint64_t vsp_snapshot_bytes(const struct vsp_snapshot *s);
+int vsp_snapshot_instantiate(const struct vsp_snapshot *s, struct vsp_vm *vm);
+int vsp_snapshot_restore(const struct vsp_snapshot *s, struct vsp_vm *vm);
+
+/* elf.c: guest images, parsed once and shared; loading one into a VM takes a reference */
+int vsp_image_get(const char *path, struct vsp_image **out);
+struct vsp_image *vsp_image_ref(struct vsp_image *img);
+void vsp_image_put(struct vsp_image *img);
+int vsp_elf_load(struct vsp_vm *vm, struct vsp_image *img);
 int vsp_stack_init(struct vsp_vm *vm, uint64_t entry, uint64_t phdr, uint64_t phnum, uint64_t *rsp);
 
 /* mm.c */
 int vsp_mm_init(struct vsp_vm *vm, uint64_t image_end);
 void vsp_mm_free(struct vsp_vm *vm);
+/* Makes dst's heap and mmap bookkeeping a copy of src's (same memory size). */
+int vsp_mm_copy(struct vsp_mm *dst, const struct vsp_mm *src);
+/* True when mmap has handed out the page at `addr`. */
+bool vsp_mm_page_used(const struct vsp_mm *mm, uint64_t addr);
 uint64_t vsp_mm_brk(struct vsp_vm *vm, uint64_t addr);
 int64_t vsp_mm_mmap(struct vsp_vm *vm, uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int64_t fd);
 int64_t vsp_mm_munmap(struct vsp_vm *vm, uint64_t addr, uint64_t len);
@@ -62,8 +121,20 @@ static inline void *vsp_guest_ptr(struct vsp_vm *vm, uint64_t gpa, uint64_t len)
 	return vm->mem + gpa;
 }
 
-static inline volatile struct vsp_frame *vsp_frame(struct vsp_vm *vm)
+/* vsp_guest_ptr() for a range the host is about to write. */
+static inline void *vsp_guest_wptr(struct vsp_vm *vm, uint64_t gpa, uint64_t len)
 {
+	void *p = vsp_guest_ptr(vm, gpa, len);
+	if (p)
+		vsp_mark_host_write(vm, gpa, len);
+	return p;
+}
+
+/* The frame page; `writing` when the host is about to change it. */
+static inline volatile struct vsp_frame *vsp_frame(struct vsp_vm *vm, bool writing)
+{
+	if (writing)
+		vsp_mark_host_write(vm, VSP_GPA_FRAME, sizeof(struct vsp_frame));
 	return (volatile struct vsp_frame *)(vm->mem + VSP_GPA_FRAME);
 }
 
@@ -73,8 +144,13 @@ struct vsp_call {
 	struct vsp_outcome *out;
 	bool done;
 	uint32_t status;       /* enum vsp_status once done */
-	bool params_sent;
+	/* Stop when the guest first asks for PARAMS (boot to the snapshot point); `ready` says it did. */
+	bool stop_at_params;
+	bool ready;
 };
+
+/* run.c: serves the PARAMS input into the buffer the guest described in the frame */
+void vsp_serve_params(struct vsp_vm *vm, struct vsp_call *call);
 
 /* syscalls.c: emulates the syscall in the frame; may end the call (exit) */
 void vsp_syscall(struct vsp_vm *vm, struct vsp_call *call);
@@ -86,5 +162,7 @@ void vsp_log_append(struct vsp_call *call, int stream, const uint8_t *data, uint
 void vsp_run_loop(struct vsp_vm *vm, struct vsp_call *call, volatile int *expired);
 void vsp_call_end(struct vsp_call *call, uint32_t status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Ends the call with status VSP_OK and `json` as its result. */
+void vsp_call_end_ok(struct vsp_call *call, const char *json);
 
 #endif

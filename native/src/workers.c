@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pool.h"
 #include "vespid_engine.h"
 
 #define MAX_THREADS 256
@@ -17,6 +18,7 @@ struct job {
 	uint64_t id;
 	bool finished;
 	char *image_path;
+	char *snapshot_key;
 	uint8_t *init, *params, *result, *logs;
 	struct vsp_request req;
 	struct vsp_outcome out;
@@ -32,6 +34,7 @@ static uint32_t started;
 static void job_free(struct job *j)
 {
 	free(j->image_path);
+	free(j->snapshot_key);
 	free(j->init);
 	free(j->params);
 	free(j->result);
@@ -52,7 +55,8 @@ static void *worker(void *arg)
 			queue_tail = NULL;
 		pthread_mutex_unlock(&lock);
 
-		vsp_run(&j->req, &j->out);
+		struct vsp_lease lease;
+		vsp_run_leased(&j->req, &j->out, &lease);
 
 		pthread_mutex_lock(&lock);
 		j->finished = true;
@@ -61,6 +65,8 @@ static void *worker(void *arg)
 		uint64_t id = j->id;
 		pthread_mutex_unlock(&lock);
 		on_done(id);
+		/* Restoring the VM for the next call happens after the answer is on its way. */
+		vsp_pool_release(&lease);
 	}
 	return NULL;
 }
@@ -98,7 +104,7 @@ static uint8_t *copy(const uint8_t *src, uint64_t len)
 
 int vsp_submit(uint64_t job, const char *image_path, const uint8_t *init, uint64_t init_len,
 	       const uint8_t *params, uint64_t params_len, uint32_t memory_mb, uint32_t timeout_ms,
-	       uint32_t flags, uint64_t result_cap, uint64_t logs_cap)
+	       uint32_t flags, const char *snapshot_key, uint64_t result_cap, uint64_t logs_cap)
 {
 	if (!started)
 		return -ENOTCONN;
@@ -109,18 +115,19 @@ int vsp_submit(uint64_t job, const char *image_path, const uint8_t *init, uint64
 		return -ENOMEM;
 	j->id = job;
 	j->image_path = strdup(image_path);
+	j->snapshot_key = strdup(snapshot_key ? snapshot_key : "");
 	j->init = copy(init, init_len);
 	j->params = copy(params, params_len);
 	j->result = malloc(result_cap ? result_cap : 1);
 	j->logs = malloc(logs_cap ? logs_cap : 1);
-	if (!j->image_path || !j->init || !j->params || !j->result || !j->logs) {
+	if (!j->image_path || !j->snapshot_key || !j->init || !j->params || !j->result || !j->logs) {
 		job_free(j);
 		return -ENOMEM;
 	}
 	j->req = (struct vsp_request){
 		.image_path = j->image_path, .init = j->init, .init_len = init_len,
 		.params = j->params, .params_len = params_len,
-		.memory_mb = memory_mb, .timeout_ms = timeout_ms, .flags = flags,
+		.memory_mb = memory_mb, .timeout_ms = timeout_ms, .flags = flags, .snapshot_key = j->snapshot_key,
 		.result = j->result, .result_cap = result_cap, .logs = j->logs, .logs_cap = logs_cap,
 	};
 	/* Reject bad limits now, not on a worker where nobody could be told. */
@@ -157,8 +164,8 @@ int vsp_collect(uint64_t job, uint8_t *result, uint64_t result_cap, uint8_t *log
 	uint64_t llen = j->out.logs_len < logs_cap ? j->out.logs_len : logs_cap;
 	memcpy(result, j->result, rlen);
 	memcpy(logs, j->logs, llen);
-	const int64_t fields[6] = { j->out.status, j->out.logs_truncated, (int64_t)rlen, (int64_t)llen,
-				    (int64_t)j->out.micros, (int64_t)j->out.exits };
+	const int64_t fields[7] = { j->out.status, j->out.logs_truncated, (int64_t)rlen, (int64_t)llen,
+				    (int64_t)j->out.micros, (int64_t)j->out.exits, (int64_t)j->out.cold_start };
 	memcpy(outcome, fields, sizeof(fields));
 	job_free(j);
 	return 0;

@@ -1,5 +1,7 @@
-/* vsp-run: runs one invocation from the command line, for debugging the engine without Node.
- *   vsp-run IMAGE PARAMS_JSON [INIT_FILE] [MEMORY_MB] [TIMEOUT_MS]  */
+/* vsp-run: runs invocations from the command line, for debugging the engine without Node.
+ *   vsp-run IMAGE PARAMS_JSON [INIT_FILE] [MEMORY_MB] [TIMEOUT_MS]
+ * Environment: VSP_INIT_ONLY=1 boots to the ready point only; VSP_KEY=name starts calls from a
+ * snapshot of that name; VSP_REPEAT=n runs the call n times (the logs and result of the last). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,7 @@ int main(int argc, char **argv)
 		.memory_mb = argc > 4 ? (uint32_t)atoi(argv[4]) : 64,
 		.timeout_ms = argc > 5 ? (uint32_t)atoi(argv[5]) : 5000,
 		.flags = getenv("VSP_INIT_ONLY") ? VSP_FLAG_INIT_ONLY : 0,
+		.snapshot_key = getenv("VSP_KEY"),
 		.result = result, .result_cap = sizeof(result), .logs = logs, .logs_cap = sizeof(logs),
 	};
 	if (argc > 3 && !(req.init = read_file(argv[3], &req.init_len))) {
@@ -44,10 +47,21 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	struct vsp_outcome out;
-	if (vsp_run(&req, &out) < 0) {
-		fprintf(stderr, "vsp_run: invalid arguments\n");
-		return 2;
+	int repeat = getenv("VSP_REPEAT") ? atoi(getenv("VSP_REPEAT")) : 1;
+	for (int i = 0; i < repeat; i++) {
+		if (vsp_run(&req, &out) < 0) {
+			fprintf(stderr, "vsp_run: invalid arguments\n");
+			return 2;
+		}
+		if (repeat > 1)
+			printf("call %d: status=%d micros=%llu cold=%llu\n", i, out.status,
+			       (unsigned long long)out.micros, (unsigned long long)out.cold_start);
 	}
+	int64_t c[7];
+	vsp_pool_counters(c);
+	printf("pool: hits=%lld misses=%lld colds=%lld evictions=%lld snapshots=%lld bytes=%lld idle=%lld\n",
+	       (long long)c[0], (long long)c[1], (long long)c[2], (long long)c[3], (long long)c[4], (long long)c[5],
+	       (long long)c[6]);
 	for (uint64_t off = 0; off + VSP_LOG_HEADER <= out.logs_len;) {
 		uint32_t len;
 		memcpy(&len, logs + off + 8, 4);

@@ -1,0 +1,205 @@
+/*
+ * Snapshots: a virtine frozen at its ready point (initialised, asking for its parameters), and the
+ * two ways back to it. instantiate() builds a new VM from a snapshot; restore() puts a VM that ran
+ * one invocation back into the snapshot's state by rewriting only the pages that changed: those the
+ * dirty log has ever reported for this VM, and those the host wrote itself. A snapshot stores only
+ * the pages that differ from zero and from its image, which all snapshots of that image share.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "vm.h"
+
+#define PAGE VSP_PAGE_SIZE
+
+struct vsp_snapshot {
+	uint64_t mem_size;
+	uint64_t npages;
+	uint32_t *pages;       /* page numbers of the non-zero pages, ascending */
+	uint8_t *data;         /* their contents, PAGE bytes each, in the same order */
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_fpu fpu;
+	struct vsp_mm mm;
+	struct vsp_image *image;
+};
+
+/*
+ * An exit to userspace is only complete once KVM_RUN is entered again: until then the vCPU may hold
+ * a half-finished MMIO instruction. Entering with immediate_exit finishes it and runs nothing.
+ */
+static int complete_exit(struct vsp_vm *vm)
+{
+	vm->run->immediate_exit = 1;
+	int r = ioctl(vm->vcpu_fd, KVM_RUN, 0);
+	int err = errno;
+	vm->run->immediate_exit = 0;
+	return r < 0 && err != EINTR ? -err : 0;
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+	const uint64_t *w = (const uint64_t *)p;
+	for (size_t i = 0; i < PAGE / 8; i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+/* Pages that can hold anything at the ready point: system area, image and heap, mmap'd, stack. */
+static bool page_in_use(const struct vsp_vm *vm, uint64_t addr)
+{
+	return addr < VSP_SYSTEM_END || (addr >= VSP_IMAGE_BASE && addr < vm->mm.brk) ||
+	       vsp_mm_page_used(&vm->mm, addr) || addr >= vm->mem_size - VSP_STACK_SIZE;
+}
+
+/* The image's content for the page at `addr`, or NULL outside the image. */
+static const uint8_t *image_page(const struct vsp_image *img, uint64_t addr)
+{
+	return addr >= VSP_IMAGE_BASE && addr < img->end ? img->bytes + (addr - VSP_IMAGE_BASE) : NULL;
+}
+
+int vsp_snapshot_capture(struct vsp_vm *vm, struct vsp_snapshot **out)
+{
+	int r = complete_exit(vm);
+	if (r < 0)
+		return r;
+	struct vsp_snapshot *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->mem_size = vm->mem_size;
+	s->image = vsp_image_ref(vm->image);
+	if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &s->regs) < 0 || ioctl(vm->vcpu_fd, KVM_GET_SREGS, &s->sregs) < 0 ||
+	    ioctl(vm->vcpu_fd, KVM_GET_FPU, &s->fpu) < 0) {
+		r = -errno;
+		goto fail;
+	}
+
+	uint64_t n = 0, cap = 256;
+	s->pages = malloc(cap * sizeof(*s->pages));
+	s->data = malloc(cap * PAGE);
+	if (!s->pages || !s->data)
+		goto nomem;
+	for (uint64_t addr = 0; addr < vm->mem_size; addr += PAGE) {
+		if (!page_in_use(vm, addr) || page_is_zero(vm->mem + addr) ||
+		    (image_page(vm->image, addr) && memcmp(vm->mem + addr, image_page(vm->image, addr), PAGE) == 0))
+			continue;
+		if (n == cap) {
+			cap *= 2;
+			uint32_t *pages = realloc(s->pages, cap * sizeof(*s->pages));
+			if (!pages)
+				goto nomem;
+			s->pages = pages;
+			uint8_t *data = realloc(s->data, cap * PAGE);
+			if (!data)
+				goto nomem;
+			s->data = data;
+		}
+		s->pages[n] = (uint32_t)(addr / PAGE);
+		memcpy(s->data + n * PAGE, vm->mem + addr, PAGE);
+		n++;
+	}
+	s->npages = n;
+	if ((r = vsp_mm_copy(&s->mm, &vm->mm)) < 0)
+		goto fail;
+
+	/* From here on this VM is a shell of the snapshot: track what changes. */
+	memset(vm->host_dirty, 0, (vsp_pages(vm) + 63) / 64 * sizeof(uint64_t));
+	if ((r = vsp_vm_log_dirty(vm)) < 0)
+		goto fail;
+	*out = s;
+	return 0;
+
+nomem:
+	r = -ENOMEM;
+fail:
+	vsp_snapshot_free(s);
+	return r;
+}
+
+void vsp_snapshot_free(struct vsp_snapshot *s)
+{
+	if (!s)
+		return;
+	free(s->pages);
+	free(s->data);
+	free(s->mm.used);
+	vsp_image_put(s->image);
+	free(s);
+}
+
+uint64_t vsp_snapshot_bytes(const struct vsp_snapshot *s)
+{
+	return sizeof(*s) + s->npages * (PAGE + sizeof(uint32_t)) + (s->mm.mmap_top - s->mm.mmap_base) / PAGE / 8;
+}
+
+static int set_cpu(const struct vsp_snapshot *s, struct vsp_vm *vm)
+{
+	if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &s->sregs) < 0 || ioctl(vm->vcpu_fd, KVM_SET_REGS, &s->regs) < 0 ||
+	    ioctl(vm->vcpu_fd, KVM_SET_FPU, &s->fpu) < 0)
+		return -errno;
+	return 0;
+}
+
+int vsp_snapshot_instantiate(const struct vsp_snapshot *s, struct vsp_vm *vm)
+{
+	int r = vsp_vm_create(vm, s->mem_size);
+	if (r < 0)
+		return r;
+	if ((r = vsp_elf_load(vm, s->image)) < 0) {
+		vsp_vm_destroy(vm);
+		return r;
+	}
+	for (uint64_t i = 0; i < s->npages; i++)
+		memcpy(vm->mem + (uint64_t)s->pages[i] * PAGE, s->data + i * PAGE, PAGE);
+	if ((r = vsp_mm_copy(&vm->mm, &s->mm)) < 0 || (r = vsp_layout_set_msrs(vm)) < 0 ||
+	    (r = set_cpu(s, vm)) < 0 || (r = vsp_vm_log_dirty(vm)) < 0) {
+		vsp_vm_destroy(vm);
+		return r;
+	}
+	return 0;
+}
+
+/* Index of page `p` in the snapshot, or -1 when the snapshot holds it as zero. */
+static int64_t find_page(const struct vsp_snapshot *s, uint64_t p)
+{
+	uint64_t lo = 0, hi = s->npages;
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (s->pages[mid] < p)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < s->npages && s->pages[lo] == p ? (int64_t)lo : -1;
+}
+
+int vsp_snapshot_restore(const struct vsp_snapshot *s, struct vsp_vm *vm)
+{
+	int r;
+	if (s->mem_size != vm->mem_size)
+		return -EINVAL;
+	if ((r = complete_exit(vm)) < 0 || (r = vsp_vm_collect_dirty(vm)) < 0)
+		return r;
+	for (uint64_t w = 0, words = (vsp_pages(vm) + 63) / 64; w < words; w++) {
+		uint64_t bits = vm->ever_dirty[w] | vm->host_dirty[w];
+		vm->host_dirty[w] = 0;
+		while (bits) {
+			uint64_t p = w * 64 + (uint64_t)__builtin_ctzll(bits);
+			bits &= bits - 1;
+			int64_t i = find_page(s, p);
+			const uint8_t *from_image = image_page(s->image, p * PAGE);
+			if (i >= 0)
+				memcpy(vm->mem + p * PAGE, s->data + (uint64_t)i * PAGE, PAGE);
+			else if (from_image)
+				memcpy(vm->mem + p * PAGE, from_image, PAGE);
+			else
+				memset(vm->mem + p * PAGE, 0, PAGE);
+		}
+	}
+	if ((r = vsp_mm_copy(&vm->mm, &s->mm)) < 0)
+		return r;
+	return set_cpu(s, vm);
+}
