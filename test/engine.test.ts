@@ -190,3 +190,41 @@ test("results over 1 MiB are refused; logs beyond the limit are cut and flagged"
   t.true(c.logsTruncated);
   t.true(c.logs.length > 100);
 });
+
+test("the C action API reads parameters and builds results as JSON", async (t) => {
+  const run = await action("c", String.raw`#include <string.h>
+#include <vespid.h>
+const char *vespid_main(const char *params) {
+    char name[16], small[4];
+    double n = 0;
+    int flag = -1;
+    size_t raw_len = 0;
+    struct vespid_json *out = vespid_json_new();
+    vespid_json_int(out, "name_len", vespid_get_string(params, "name", name, sizeof name));
+    vespid_json_string(out, "name", name);
+    vespid_json_int(out, "small", vespid_get_string(params, "name", small, sizeof small));
+    vespid_json_int(out, "missing", vespid_get_string(params, "nope", name, sizeof name));
+    vespid_json_int(out, "wrong_type", vespid_get_string(params, "n", name, sizeof name));
+    vespid_json_int(out, "n_ok", vespid_get_number(params, "n", &n));
+    vespid_json_number(out, "n", n);
+    vespid_json_int(out, "flag_ok", vespid_get_bool(params, "flag", &flag));
+    vespid_json_bool(out, "flag", flag);
+    const char *raw = vespid_get_raw(params, "nested", &raw_len);
+    char copy[128] = "";
+    if (raw && raw_len < sizeof copy) memcpy(copy, raw, raw_len);
+    vespid_json_raw(out, "nested", copy);
+    vespid_json_string(out, "quote\"d", "line\nbreak \"q\" \\ \x01");
+    vespid_json_null(out, "nothing");
+    vespid_log("built %d fields", 11);
+    return vespid_json_finish(out);
+}`);
+  const o = await run({ nested: { a: [1, "}", { b: "\"" }] }, n: -12.5e1, flag: true, name: "Zo\u00e9 \ud83d\udc1d" });
+  t.is(o.status, "ok", o.error);
+  const r = JSON.parse(o.result!);
+  t.deepEqual(r, {
+    name_len: Buffer.byteLength("Zo\u00e9 \ud83d\udc1d"), name: "Zo\u00e9 \ud83d\udc1d", small: -2, missing: -1, wrong_type: -1,
+    n_ok: 0, n: -125, flag_ok: 0, flag: true, nested: { a: [1, "}", { b: "\"" }] },
+    'quote"d': 'line\nbreak "q" \\ \u0001', nothing: null,
+  });
+  t.is(o.logs.map((l) => l.text).join("|"), "built 11 fields");
+});
