@@ -168,6 +168,36 @@ static void handle_doorbell(struct vsp_vm *vm, struct vsp_call *call)
 	}
 }
 
+/* Serves one exit of the vCPU (the reason and data in vm->run); may end the call. */
+void vsp_handle_exit(struct vsp_vm *vm, struct vsp_call *call)
+{
+	struct kvm_run *run = vm->run;
+	switch (run->exit_reason) {
+	case KVM_EXIT_MMIO:
+		handle_doorbell(vm, call);
+		break;
+	case KVM_EXIT_SHUTDOWN:
+		vsp_call_end(call, VSP_CRASH, "the function crashed: the virtine shut down (triple fault)");
+		break;
+	case KVM_EXIT_IO:
+		vsp_call_end(call, VSP_CRASH, "the function crashed: port I/O is not allowed");
+		break;
+	case KVM_EXIT_HLT:
+		vsp_call_end(call, VSP_CRASH, "the function crashed: the CPU halted");
+		break;
+	case KVM_EXIT_INTERNAL_ERROR:
+		vsp_call_end(call, VSP_CRASH, "the function crashed: KVM internal error (suberror %u)",
+			     run->internal.suberror);
+		break;
+	case KVM_EXIT_FAIL_ENTRY:
+		vsp_call_end(call, VSP_INTERNAL, "KVM could not enter the virtine (reason 0x%llx)",
+			     (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		break;
+	default:
+		vsp_call_end(call, VSP_CRASH, "the function crashed: unexpected exit %u", run->exit_reason);
+	}
+}
+
 void vsp_run_loop(struct vsp_vm *vm, struct vsp_call *call, volatile int *expired)
 {
 	struct kvm_run *run = vm->run;
@@ -187,29 +217,6 @@ void vsp_run_loop(struct vsp_vm *vm, struct vsp_call *call, volatile int *expire
 			vsp_call_end(call, VSP_INTERNAL, "KVM_RUN failed: %s", strerror(errno));
 			break;
 		}
-		switch (run->exit_reason) {
-		case KVM_EXIT_MMIO:
-			handle_doorbell(vm, call);
-			break;
-		case KVM_EXIT_SHUTDOWN:
-			vsp_call_end(call, VSP_CRASH, "the function crashed: the virtine shut down (triple fault)");
-			break;
-		case KVM_EXIT_IO:
-			vsp_call_end(call, VSP_CRASH, "the function crashed: port I/O is not allowed");
-			break;
-		case KVM_EXIT_HLT:
-			vsp_call_end(call, VSP_CRASH, "the function crashed: the CPU halted");
-			break;
-		case KVM_EXIT_INTERNAL_ERROR:
-			vsp_call_end(call, VSP_CRASH, "the function crashed: KVM internal error (suberror %u)",
-				     run->internal.suberror);
-			break;
-		case KVM_EXIT_FAIL_ENTRY:
-			vsp_call_end(call, VSP_INTERNAL, "KVM could not enter the virtine (reason 0x%llx)",
-				     (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
-			break;
-		default:
-			vsp_call_end(call, VSP_CRASH, "the function crashed: unexpected exit %u", run->exit_reason);
-		}
+		vsp_handle_exit(vm, call);
 	}
 }

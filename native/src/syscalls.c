@@ -30,6 +30,28 @@ enum {
 #define MAX_IOV 1024
 #define GUEST_UID 1000
 
+/*
+ * Guest memory holds whatever alignment the guest chose: words cross it with memcpy, never through
+ * a typed pointer (an unaligned one is undefined behaviour in C, caught by the fuzzer's UBSan).
+ */
+static int64_t put_words(struct vsp_vm *vm, uint64_t addr, const int64_t *words, size_t n)
+{
+	void *p = vsp_guest_wptr(vm, addr, n * 8);
+	if (!p)
+		return -EFAULT;
+	memcpy(p, words, n * 8);
+	return 0;
+}
+
+static int64_t get_words(struct vsp_vm *vm, uint64_t addr, int64_t *words, size_t n)
+{
+	const void *p = vsp_guest_ptr(vm, addr, n * 8);
+	if (!p)
+		return -EFAULT;
+	memcpy(words, p, n * 8);
+	return 0;
+}
+
 static int64_t sys_write_log(struct vsp_vm *vm, struct vsp_call *call, uint64_t fd, uint64_t buf, uint64_t len)
 {
 	if (fd != 1 && fd != 2)
@@ -45,12 +67,12 @@ static int64_t sys_writev(struct vsp_vm *vm, struct vsp_call *call, uint64_t fd,
 {
 	if (cnt > MAX_IOV)
 		return -EINVAL;
-	const uint64_t *v = vsp_guest_ptr(vm, iov, cnt * 16);
-	if (!v)
-		return -EFAULT;
 	int64_t total = 0;
 	for (uint64_t i = 0; i < cnt; i++) {
-		int64_t r = sys_write_log(vm, call, fd, v[2 * i], v[2 * i + 1]);
+		int64_t v[2];
+		if (get_words(vm, iov + 16 * i, v, 2) < 0)
+			return -EFAULT;
+		int64_t r = sys_write_log(vm, call, fd, (uint64_t)v[0], (uint64_t)v[1]);
 		if (r < 0)
 			return r;
 		total += r;
@@ -60,12 +82,8 @@ static int64_t sys_writev(struct vsp_vm *vm, struct vsp_call *call, uint64_t fd,
 
 static int64_t put_timespec(struct vsp_vm *vm, uint64_t addr, const struct timespec *ts)
 {
-	int64_t *p = vsp_guest_wptr(vm, addr, 16);
-	if (!p)
-		return -EFAULT;
-	p[0] = ts->tv_sec;
-	p[1] = ts->tv_nsec;
-	return 0;
+	const int64_t words[2] = { ts->tv_sec, ts->tv_nsec };
+	return put_words(vm, addr, words, 2);
 }
 
 static int64_t sys_clock_gettime(struct vsp_vm *vm, uint64_t clk, uint64_t addr)
@@ -85,12 +103,8 @@ static int64_t sys_gettimeofday(struct vsp_vm *vm, uint64_t addr)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	if (!addr)
 		return 0;
-	int64_t *p = vsp_guest_wptr(vm, addr, 16);
-	if (!p)
-		return -EFAULT;
-	p[0] = ts.tv_sec;
-	p[1] = ts.tv_nsec / 1000;
-	return 0;
+	const int64_t words[2] = { ts.tv_sec, ts.tv_nsec / 1000 };
+	return put_words(vm, addr, words, 2);
 }
 
 static int64_t sys_getrandom(struct vsp_vm *vm, uint64_t buf, uint64_t len)
@@ -115,8 +129,8 @@ static int64_t sys_getrandom(struct vsp_vm *vm, uint64_t buf, uint64_t len)
 /* Sleeps on the host; the invocation's timer interrupts it at the deadline. */
 static int64_t sys_nanosleep(struct vsp_vm *vm, uint64_t req)
 {
-	const int64_t *p = vsp_guest_ptr(vm, req, 16);
-	if (!p)
+	int64_t p[2];
+	if (get_words(vm, req, p, 2) < 0)
 		return -EFAULT;
 	if (p[0] < 0 || p[1] < 0 || p[1] >= 1000000000)
 		return -EINVAL;
@@ -173,12 +187,8 @@ static int64_t dispatch(struct vsp_vm *vm, struct vsp_call *call, uint64_t nr, c
 	case SYS_gettimeofday: return sys_gettimeofday(vm, a[0]);
 	case SYS_time: {
 		int64_t now = time(NULL);
-		if (a[0]) {
-			int64_t *p = vsp_guest_wptr(vm, a[0], 8);
-			if (!p)
-				return -EFAULT;
-			*p = now;
-		}
+		if (a[0] && put_words(vm, a[0], &now, 1) < 0)
+			return -EFAULT;
 		return now;
 	}
 	case SYS_nanosleep: return sys_nanosleep(vm, a[0]);

@@ -158,7 +158,8 @@ void vsp_syscall(struct vsp_vm *vm, struct vsp_call *call);
 /* logs.c */
 void vsp_log_append(struct vsp_call *call, int stream, const uint8_t *data, uint64_t len);
 
-/* run.c: runs the vCPU until the call is done */
+/* run.c: serves one exit (also the fuzzers' entry point); runs the vCPU until the call is done */
+void vsp_handle_exit(struct vsp_vm *vm, struct vsp_call *call);
 void vsp_run_loop(struct vsp_vm *vm, struct vsp_call *call, volatile int *expired);
 void vsp_call_end(struct vsp_call *call, uint32_t status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -70,5 +70,6 @@ int main(int argc, char **argv)
 	}
 	printf("status=%d exits=%llu micros=%llu result=%.*s\n", out.status, (unsigned long long)out.exits,
 	       (unsigned long long)out.micros, (int)out.result_len, result);
+	free((void *)req.init);
 	return 0;
 }
