@@ -34,11 +34,6 @@ export function verdictOf(outcome: EngineOutcome, limits: Action["limits"]): Ver
           : "The action did not return a dictionary.",
       );
     }
-    case "app_error": {
-      const parsed = parseResult(outcome.result);
-      const result = parsed.kind === "object" ? parsed.value : { error: outcome.result ?? outcome.error ?? ABNORMAL_RUN };
-      return { status: "application error", result };
-    }
     case "timeout":
       // OpenWhisk's exact text ("limits", plural), which clients and docs quote.
       return developerError(`The action exceeded its time limits of ${limits.timeout} milliseconds.`);

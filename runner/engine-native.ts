@@ -46,7 +46,10 @@ function loadNative(): { fns: Native; doneType: Koffi.TypeObject } {
 }
 
 export interface NativeEngineOptions {
-  /** Worker threads running virtines (default: one per CPU). */
+  /**
+   * Worker threads running virtines (default: one per CPU). A guest that sleeps holds its thread,
+   * so a runner asks for at least its capacity. Process-wide: the largest request wins.
+   */
   threads?: number;
   /** Memory for snapshots and idle VMs, bytes (default 2 GiB); process-wide, the last setting wins. */
   poolBudget?: number;
@@ -63,11 +66,9 @@ export function openNativeEngine(opts: NativeEngineOptions = {}): Engine {
   const resultLimit = opts.resultLimit ?? DEFAULT_RESULT_LIMIT;
   const logLimit = opts.logLimit ?? DEFAULT_LOG_LIMIT;
   const pending = sharedPending;
-  if (!sharedCallback) {
-    sharedCallback = koffi.register((job: number) => completeJob(fns, job), koffi.pointer(doneType));
-    const r = fns.workersStart(opts.threads ?? defaultThreads(), sharedCallback);
-    if (r < 0) throw new Error(`the virtine engine could not start its threads (errno ${-r})`);
-  }
+  sharedCallback ??= koffi.register((job: number) => completeJob(fns, job), koffi.pointer(doneType));
+  const r = fns.workersStart(Math.max(opts.threads ?? 0, defaultThreads()), sharedCallback);
+  if (r < 0) throw new Error(`the virtine engine could not start its threads (errno ${-r})`);
   if (opts.poolBudget !== undefined) fns.setBudget(opts.poolBudget);
   let closed = false;
 
@@ -88,10 +89,10 @@ export function openNativeEngine(opts: NativeEngineOptions = {}): Engine {
       });
     },
     stats(): EngineStats {
-      const c = new BigInt64Array(7);
+      const c = new BigInt64Array(8);
       fns.counters(c);
-      const [hits, misses, coldStarts, evictions, snapshots, bytes, idleVms] = Array.from(c, Number) as [number, number, number, number, number, number, number];
-      return { hits, misses, coldStarts, evictions, snapshots, bytes, idleVms };
+      const [hits, misses, coldStarts, evictions, snapshots, bytes, idleVms, snapshotBytes] = Array.from(c, Number) as number[];
+      return { hits: hits!, misses: misses!, coldStarts: coldStarts!, evictions: evictions!, snapshots: snapshots!, bytes: bytes!, idleVms: idleVms!, snapshotBytes: snapshotBytes! };
     },
     close() {
       closed = true;

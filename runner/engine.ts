@@ -19,10 +19,9 @@ export interface EngineRequest {
   snapshotKey?: string;
 }
 
-/** How the guest ended. `ok` and `app_error` carry a result; the rest carry `error`. */
+/** How the guest ended. `ok` carries a result; the rest carry `error`. */
 export type EngineStatus =
-  | "ok" /* main returned a value */
-  | "app_error" /* main returned {error: …} */
+  | "ok" /* main returned a value (one with an `error` field is an application error) */
   | "dev_error" /* main threw / returned nothing usable */
   | "timeout" /* killed at the deadline */
   | "crash" /* guest fault: page fault, invalid opcode, triple fault… */
@@ -38,7 +37,7 @@ export interface LogLine {
 
 export interface EngineOutcome {
   status: EngineStatus;
-  /** JSON text returned by the function (status ok / app_error). */
+  /** JSON text returned by the function (status ok). */
   result?: string;
   /** Human-readable error for the other statuses. */
   error?: string;
@@ -65,6 +64,8 @@ export interface EngineStats {
   /** Memory held by snapshots and idle VMs, estimated. */
   bytes: number;
   idleVms: number;
+  /** Of `bytes`, what the snapshots themselves hold (pages that differ from zero and the image). */
+  snapshotBytes: number;
 }
 
 export interface Engine {

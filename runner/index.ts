@@ -42,7 +42,7 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
   const [actions, activations] = await Promise.all([kvm.open(ACTIONS_BUCKET), kvm.open(ACTIVATIONS_BUCKET)]);
   // Loaded only when no substitute is given: the native engine maps a shared library and the
   // image store needs the guest toolchain, neither of which tests with substitutes should require.
-  const engine = opts.engine ?? (await import("./engine-native.ts")).openNativeEngine({ logLimit: LOG_LIMIT_BYTES });
+  const engine = opts.engine ?? (await import("./engine-native.ts")).openNativeEngine({ logLimit: LOG_LIMIT_BYTES, threads: opts.capacity });
   const images = opts.images ?? (await import("./image-store.ts")).createImageStore({ dataDir: opts.dataDir, logger });
 
   const deps = { actions, images, engine, recorder: new ActivationRecorder(opts.nc, activations, logger), logger };

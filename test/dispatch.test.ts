@@ -1,86 +1,47 @@
-// Gateway → JetStream → scheduler → runner → activation record, on a real nats-server, with a
-// scripted engine and image store standing in for the virtines: what is tested is the placement,
-// the bookkeeping and the records, not the guest. The params of each invocation tell the scripted
-// engine how to end (see ScriptedEngine).
+// Gateway → JetStream → scheduler → runner → activation record, on a real nats-server, with real
+// runners: every invocation runs a real C or JavaScript action in a KVM virtine through the native
+// engine, and every image is built by the runners' real image store. What is tested is the
+// placement, the bookkeeping and the records; each way an invocation can end is produced by code
+// that really ends that way.
 import test from "ava";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { jetstream } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
-import { ACTIVATIONS_BUCKET, invokeSubject, type ActionKind, type Activation, type InvocationEvent } from "../contracts/index.ts";
+import {
+  ACTIONS_BUCKET,
+  ACTIVATIONS_BUCKET,
+  INVOCATIONS_STREAM,
+  actionKey,
+  invokeSubject,
+  type Action,
+  type Activation,
+  type InvocationEvent,
+} from "../contracts/index.ts";
 import { startGateway } from "../gateway/index.ts";
 import { loadConfig } from "../infra/config.ts";
 import { connectNats } from "../infra/connect.ts";
 import { findNatsServer, startLocalNats, type LocalNats } from "../infra/nats-server.ts";
 import { provision } from "../infra/provision.ts";
-import type { Engine, EngineOutcome, EngineRequest, EngineStatus } from "../runner/engine.ts";
-import type { BuildResult, ImageStore } from "../runner/images.ts";
 import { startRunner } from "../runner/index.ts";
-import { TRUNCATED_LOGS_MARKER } from "../runner/logs-format.ts";
+import { LOG_LIMIT_BYTES, TRUNCATED_LOGS_MARKER } from "../runner/logs-format.ts";
 import { startScheduler } from "../scheduler/index.ts";
 
 const logger = pino({ level: process.env.VESPID_LOG_LEVEL ?? "silent" });
-
-/** What the scripted engine reads from an invocation's params. */
-interface Script {
-  status?: EngineStatus;
-  /** JSON text returned as the result (status ok / app_error); the params themselves by default. */
-  result?: string;
-  error?: string;
-  sleepMs?: number;
-  logs?: string[];
-  logsTruncated?: boolean;
-}
-
-/** Runs nothing: ends each invocation as its params say, counting how many run at once. */
-class ScriptedEngine implements Engine {
-  running = 0;
-  mostAtOnce = 0;
-  readonly requests: EngineRequest[] = [];
-
-  async run(req: EngineRequest): Promise<EngineOutcome> {
-    this.requests.push(req);
-    this.mostAtOnce = Math.max(this.mostAtOnce, ++this.running);
-    try {
-      const script = JSON.parse(req.params) as Script;
-      if (script.sleepMs) await new Promise((resolve) => setTimeout(resolve, script.sleepMs));
-      const status = script.status ?? "ok";
-      return {
-        status,
-        result: status === "ok" || status === "app_error" ? (script.result ?? req.params) : undefined,
-        error: script.error,
-        logs: (script.logs ?? []).map((text, i) => ({ time: Date.now() + i + 0.25, stream: i % 2 ? "stderr" : "stdout", text })),
-        logsTruncated: script.logsTruncated ?? false,
-        micros: 1,
-      };
-    } finally {
-      this.running--;
-    }
-  }
-
-  close(): void {}
-}
-
-const CODE_THAT_FAILS_TO_BUILD = "does not compile";
-
-class ScriptedImages implements ImageStore {
-  async build(kind: ActionKind, code: string): Promise<BuildResult> {
-    if (code === CODE_THAT_FAILS_TO_BUILD) return { ok: false, error: "action.c:1:1: error: unknown type name 'does'" };
-    return { ok: true, codeHash: `${kind}-${code.length}`, image: `/images/${kind}` };
-  }
-}
+const RUNNER_CAPACITY = 2;
 
 interface Context {
   nats: LocalNats;
   nc: NatsConnection;
+  /** Shared by the gateway and both runners, whose image cache is `<dataDir>/images`. */
   dataDir: string;
   gatewayUrl: string;
   apiKey: string;
+  actions: KV;
   activations: KV;
-  engines: ScriptedEngine[];
   runnerIds: string[];
   closers: Array<() => Promise<void>>;
 }
@@ -93,10 +54,10 @@ test.before(async () => {
   const nc = await connectNats(nats.url, "dispatch-test");
   await provision(nc);
   const closers: Context["closers"] = [];
-  const engines = [new ScriptedEngine(), new ScriptedEngine()];
   const runnerIds: string[] = [];
-  for (const [i, engine] of engines.entries()) {
-    const runner = await startRunner({ nc, dataDir, capacity: 2, runnerId: `runner-${i}`, logger, engine, images: new ScriptedImages() });
+  for (let i = 0; i < 2; i++) {
+    // The real engine and image store: no `engine` or `images` given.
+    const runner = await startRunner({ nc, dataDir, capacity: RUNNER_CAPACITY, runnerId: `runner-${i}`, logger });
     closers.push(runner.close);
     runnerIds.push(runner.runnerId);
   }
@@ -104,19 +65,18 @@ test.before(async () => {
   closers.push(scheduler.close);
   const gateway = await startGateway({ nc, port: 0, host: "127.0.0.1", dataDir, logger });
   closers.push(gateway.close);
+  const kvm = new Kvm(nc);
   ctx = {
     nats,
     nc,
     dataDir,
     gatewayUrl: gateway.url,
     apiKey: gateway.apiKey!,
-    activations: await new Kvm(nc).open(ACTIVATIONS_BUCKET),
-    engines,
+    actions: await kvm.open(ACTIONS_BUCKET),
+    activations: await kvm.open(ACTIVATIONS_BUCKET),
     runnerIds,
     closers,
   };
-  // Actions every test invokes; each test gets its own by name where it counts invocations.
-  await put("scripted", { exec: { kind: "nodejs", code: "function main(p) { return p; }" }, limits: { timeout: 2500, memory: 128 } });
 });
 
 test.after.always(async () => {
@@ -127,21 +87,30 @@ test.after.always(async () => {
   await rm(ctx.dataDir, { recursive: true, force: true });
 });
 
-async function api(method: string, path: string, body?: unknown) {
-  const res = await fetch(`${ctx.gatewayUrl}/api/v1/namespaces/_${path}`, {
+// --- helpers --------------------------------------------------------------------------------------
+
+async function request(baseUrl: string, apiKey: string, method: string, path: string, body?: unknown) {
+  const res = await fetch(`${baseUrl}/api/v1/namespaces/_${path}`, {
     method,
-    headers: { authorization: `Basic ${Buffer.from(ctx.apiKey).toString("base64")}`, "content-type": "application/json" },
+    headers: { authorization: `Basic ${Buffer.from(apiKey).toString("base64")}`, "content-type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: res.status, body: (await res.json()) as any };
 }
 
+const api = (method: string, path: string, body?: unknown) => request(ctx.gatewayUrl, ctx.apiKey, method, path, body);
 const put = (name: string, body: unknown) => api("PUT", `/actions/${name}?overwrite=true`, body);
-const invoke = (name: string, script: Script | Record<string, unknown>) => api("POST", `/actions/${name}?blocking=true`, script);
+const invoke = (name: string, params: Record<string, unknown> = {}) => api("POST", `/actions/${name}?blocking=true`, params);
 
-async function storedActivation(activationId: string): Promise<Activation | undefined> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const entry = await ctx.activations.get(activationId);
+/** PUTs an action and fails the test unless it was built and stored. */
+async function created(t: { is(a: unknown, b: unknown, m?: string): void }, name: string, kind: "c" | "nodejs", code: string, limits?: Record<string, number>) {
+  const res = await put(name, { exec: { kind, code }, ...(limits && { limits }) });
+  t.is(res.status, 200, `PUT ${name}: ${JSON.stringify(res.body)}`);
+}
+
+async function storedActivation(activations: KV, activationId: string): Promise<Activation | undefined> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const entry = await activations.get(activationId);
     if (entry?.operation === "PUT") return entry.json<Activation>();
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
@@ -150,151 +119,285 @@ async function storedActivation(activationId: string): Promise<Activation | unde
 
 const annotation = (activation: Activation, key: string) => activation.annotations.find((a) => a.key === key)?.value;
 
+/** The most of `spans` that overlap at any moment; one that ends as another starts does not overlap it. */
+function mostAtOnce(spans: Array<{ start: number; end: number }>): number {
+  const points = spans.flatMap((s) => [[s.start, 1], [s.end, -1]] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let now = 0;
+  let most = 0;
+  for (const [, delta] of points) most = Math.max(most, (now += delta));
+  return most;
+}
+
+// --- actions --------------------------------------------------------------------------------------
+
+/** Returns its params. */
+const C_ECHO = `#include <vespid.h>
+const char *vespid_main(const char *params) { return params; }
+`;
+
+/** Sleeps `ms` (the engine emulates nanosleep), then returns its params. */
+const cSleeper = (ms: number) => `#include <time.h>
+#include <vespid.h>
+const char *vespid_main(const char *params) {
+    struct timespec pause = { ${Math.floor(ms / 1000)}, ${(ms % 1000) * 1_000_000}L };
+    nanosleep(&pause, 0);
+    return params;
+}
+`;
+
+const cReturning = (text: string) => `#include <vespid.h>
+const char *vespid_main(const char *params) { return ${JSON.stringify(text)}; }
+`;
+
 // --- builds ---------------------------------------------------------------------------------------
 
-test("PUT builds through a runner: its code hash is kept, its compiler error refused", async (t) => {
-  const ok = await put("built", { exec: { kind: "c", code: "int main;" } });
-  t.is(ok.status, 200);
-  const bad = await put("unbuildable", { exec: { kind: "c", code: CODE_THAT_FAILS_TO_BUILD } });
+test("PUT builds through a runner: its code hash names the image it built, its compiler error is refused", async (t) => {
+  await created(t, "built", "c", C_ECHO);
+  const stored = (await ctx.actions.get(actionKey("guest", "built")))!.json<Action>();
+  t.regex(stored.codeHash, /^[0-9a-f]{64}$/);
+  const image = await readFile(join(ctx.dataDir, "images", `${stored.codeHash}.elf`));
+  t.deepEqual([...image.subarray(0, 4)], [0x7f, 0x45, 0x4c, 0x46], "the cached image is an ELF file");
+  const run = await invoke("built", { built: true });
+  t.is(run.status, 200);
+  t.deepEqual(run.body.response.result, { built: true });
+
+  const bad = await put("unbuildable", { exec: { kind: "c", code: "int main( {" } });
   t.is(bad.status, 400);
-  t.is(bad.body.error, "action.c:1:1: error: unknown type name 'does'");
+  const [first, ...rest] = (bad.body.error as string).split("\n");
+  t.is(first, "action.c:1:11: error: expected declaration specifiers or '...' before '{' token");
+  t.regex(rest.join("\n"), /^\s+1 \| int main\( \{$/m, "gcc quotes the offending line");
+  t.is(await ctx.actions.get(actionKey("guest", "unbuildable")), null);
 });
 
 // --- the records ----------------------------------------------------------------------------------
 
 test("a successful invocation: record, logs and annotations as OpenWhisk's", async (t) => {
-  const res = await invoke("scripted", { greeting: "hi", logs: ["first line", "second\nthird"] });
+  await created(t, "logger-js", "nodejs", `function main(params) {
+  console.log("first line");
+  console.error("second\\nthird");
+  return params;
+}`, { timeout: 2500, memory: 128 });
+  const res = await invoke("logger-js", { greeting: "hi" });
   t.is(res.status, 200);
   const activation = res.body as Activation;
   t.like(activation, {
-    name: "scripted",
+    name: "logger-js",
     namespace: "guest",
     version: "0.0.1",
     response: { status: "success", statusCode: 0, success: true },
   });
-  t.is(activation.response.result.greeting, "hi");
+  t.deepEqual(activation.response.result, { greeting: "hi" });
   t.is(activation.duration, activation.end - activation.start);
   t.is(annotation(activation, "kind"), "nodejs");
   t.deepEqual(annotation(activation, "limits"), { timeout: 2500, memory: 128 });
-  t.is(annotation(activation, "path"), "guest/scripted");
+  t.is(annotation(activation, "path"), "guest/logger-js");
   t.true((annotation(activation, "waitTime") as number) >= 0);
-  t.is(activation.logs.length, 3, "a multi-line write becomes one entry per line");
+  t.is(activation.logs.length, 3, `a multi-line write becomes one entry per line: ${activation.logs.join("\n")}`);
   t.regex(activation.logs[0]!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z stdout: first line$/);
   t.regex(activation.logs[1]!, /Z stderr: second$/);
   t.regex(activation.logs[2]!, /Z stderr: third$/);
-  t.deepEqual(await storedActivation(activation.activationId), activation);
+  t.deepEqual(await storedActivation(ctx.activations, activation.activationId), activation);
 });
 
-test("the engine gets the JS source as init, the params as JSON and the action's limits", async (t) => {
-  const res = await invoke("scripted", { marker: "init-check" });
-  const request = ctx.engines.flatMap((e) => e.requests).find((r) => r.params.includes("init-check"))!;
-  t.is(res.status, 200);
-  t.is(new TextDecoder().decode(request.init), "function main(p) { return p; }");
-  t.is(request.image, "/images/nodejs");
-  t.is(request.memoryMb, 128);
-  t.is(request.timeoutMs, 2500);
+test("the guest gets the action's JS source, the params as JSON and the action's limits", async (t) => {
+  const code = `function main(params) {
+  if (params.spin) for (;;) {}
+  if (params.hog) { const kept = []; for (;;) kept.push(new Uint8Array(4 << 20).fill(1)); }
+  return { params, source: main.toString() };
+}`;
+  await created(t, "limited-js", "nodejs", code, { timeout: 600, memory: 48 });
+  const params = { marker: "init-check", text: 'é ✓ "quoted"\n', list: [1, 2.5, null, true], nested: { deep: { empty: [] } } };
+  const res = await invoke("limited-js", params);
+  t.is(res.status, 200, JSON.stringify(res.body));
+  t.deepEqual(res.body.response.result, { params, source: code });
+  t.deepEqual(annotation(res.body, "limits"), { timeout: 600, memory: 48 });
+
+  // The limits are the engine's, not just the record's: it stops the guest at 600 ms and 48 MiB.
+  const spun = await invoke("limited-js", { spin: true });
+  t.is(spun.status, 502);
+  t.is(spun.body.response.result.error, "The action exceeded its time limits of 600 milliseconds.");
+  t.true(spun.body.duration >= 600 && spun.body.duration < 600 + 2000, `duration ${spun.body.duration}`);
+  const hogged = await invoke("limited-js", { hog: true });
+  t.is(hogged.status, 502);
+  t.regex(hogged.body.response.result.error, /^out of memory: the function needed more than its 48 MiB/);
 });
 
-const failures: Array<[string, Script, number, Activation["response"]["status"], number, RegExp]> = [
-  ["app_error", { status: "app_error", result: '{"error":"bad input"}' }, 502, "application error", 1, /^bad input$/],
-  ["dev_error", { status: "dev_error", error: "ReferenceError: x is not defined" }, 502, "action developer error", 2, /^ReferenceError/],
-  ["timeout", { status: "timeout" }, 502, "action developer error", 2, /^The action exceeded its time limits of 2500 milliseconds\.$/],
-  ["crash", { status: "crash", error: "guest page fault at 0x0" }, 502, "action developer error", 2, /page fault/],
-  ["oom", { status: "oom" }, 502, "action developer error", 2, /memory limit of 128 MB/],
-  ["internal", { status: "internal", error: "KVM_CREATE_VM failed" }, 500, "whisk internal error", 3, /KVM_CREATE_VM/],
-  ["a non-object", { status: "ok", result: "[1,2]" }, 502, "action developer error", 2, /^The action did not return a dictionary\.$/],
-  ["invalid JSON", { status: "ok", result: "{oops" }, 502, "action developer error", 2, /did not produce a valid JSON response: \{oops/],
+interface Failure {
+  what: string;
+  kind: "c" | "nodejs";
+  code: string;
+  limits?: Record<string, number>;
+  httpStatus: number;
+  status: Activation["response"]["status"];
+  statusCode: number;
+  error: RegExp;
+  /** Runs between the PUT and the invocation. */
+  prepare?: (name: string) => Promise<void>;
+}
+
+/** Overwrites the image the runners cached for the action with bytes that are no guest image. */
+async function damageImage(name: string): Promise<void> {
+  const { codeHash } = (await ctx.actions.get(actionKey("guest", name)))!.json<Action>();
+  await writeFile(join(ctx.dataDir, "images", `${codeHash}.elf`), "this is not an ELF image\n");
+}
+
+const failures: Failure[] = [
+  { what: "an application error", kind: "nodejs", code: 'function main() { return { error: "bad input" }; }', httpStatus: 502, status: "application error", statusCode: 1, error: /^bad input$/ },
+  { what: "a JS exception", kind: "nodejs", code: "function main() { return x; }", httpStatus: 502, status: "action developer error", statusCode: 2, error: /^ReferenceError: 'x' is not defined\n\s+at main/ },
+  { what: "vespid_fail", kind: "c", code: '#include <vespid.h>\nconst char *vespid_main(const char *p) { vespid_fail("the input is wrong"); }\n', httpStatus: 502, status: "action developer error", statusCode: 2, error: /^the input is wrong$/ },
+  { what: "a timeout", kind: "c", code: "#include <vespid.h>\nconst char *vespid_main(const char *p) { for (volatile int i = 0;; i++) ; }\n", limits: { timeout: 300 }, httpStatus: 502, status: "action developer error", statusCode: 2, error: /^The action exceeded its time limits of 300 milliseconds\.$/ },
+  { what: "a crash", kind: "c", code: '#include <vespid.h>\nconst char *vespid_main(const char *p) { volatile int *q = 0; return *q ? "{}" : "{}"; }\n', httpStatus: 502, status: "action developer error", statusCode: 2, error: /^the function crashed: segmentation fault reading address 0x0 / },
+  { what: "out of memory", kind: "nodejs", code: "function main() { const a = []; for (;;) a.push(new Array(1e5).fill(7)); }", limits: { memory: 32 }, httpStatus: 502, status: "action developer error", statusCode: 2, error: /^out of memory: the function needed more than its 32 MiB \(InternalError: out of memory/ },
+  { what: "a damaged image", kind: "c", code: cReturning('{"never": "run"}'), prepare: damageImage, httpStatus: 500, status: "whisk internal error", statusCode: 3, error: /^could not start the virtine: the image is not a valid guest image$/ },
+  { what: "an array", kind: "c", code: cReturning("[1,2]"), httpStatus: 502, status: "action developer error", statusCode: 2, error: /^The action did not return a dictionary\.$/ },
+  { what: "a number", kind: "nodejs", code: "function main() { return 42; }", httpStatus: 502, status: "action developer error", statusCode: 2, error: /^The action did not return a dictionary\.$/ },
+  { what: "invalid JSON", kind: "c", code: cReturning("{oops"), httpStatus: 502, status: "action developer error", statusCode: 2, error: /^The action did not produce a valid JSON response: \{oops$/ },
 ];
-for (const [what, script, httpStatus, status, statusCode, error] of failures) {
-  test(`an invocation ending in ${what} is recorded as ${status}`, async (t) => {
-    const res = await invoke("scripted", script);
-    t.is(res.status, httpStatus);
-    t.is(res.body.response.status, status);
-    t.is(res.body.response.statusCode, statusCode);
+for (const [i, failure] of failures.entries()) {
+  test(`an invocation ending in ${failure.what} is recorded as ${failure.status}`, async (t) => {
+    const name = `failing-${i}`;
+    await created(t, name, failure.kind, failure.code, failure.limits);
+    await failure.prepare?.(name);
+    const res = await invoke(name);
+    t.is(res.status, failure.httpStatus, JSON.stringify(res.body));
+    t.is(res.body.response.status, failure.status);
+    t.is(res.body.response.statusCode, failure.statusCode);
     t.false(res.body.response.success);
-    t.regex(res.body.response.result.error, error);
+    t.regex(res.body.response.result.error, failure.error);
+    t.deepEqual(await storedActivation(ctx.activations, res.body.activationId), res.body);
   });
 }
 
-test("truncated logs end with OpenWhisk's marker line", async (t) => {
-  const res = await invoke("scripted", { logs: ["only this"], logsTruncated: true });
-  t.is(res.body.logs.length, 2);
-  t.true(res.body.logs[1].endsWith(`stderr: ${TRUNCATED_LOGS_MARKER}`));
-});
-
-test("an event for an action deleted while queued is recorded as a whisk internal error", async (t) => {
-  const event: InvocationEvent = {
-    activationId: "e".repeat(32),
-    namespace: "guest",
-    name: "vanished",
-    params: {},
-    published: Date.now(),
-  };
-  await jetstream(ctx.nc).publish(invokeSubject("guest"), JSON.stringify(event), { msgID: event.activationId });
-  const activation = await storedActivation(event.activationId);
-  t.like(activation, { response: { status: "whisk internal error", statusCode: 3, result: { error: "action no longer exists" } } });
+test("logs beyond the runner's limit are cut and end with OpenWhisk's marker line", async (t) => {
+  // 2 MiB of output, twice the limit, after one short line.
+  await created(t, "chatty-c", "c", `#include <stdio.h>
+#include <string.h>
+#include <vespid.h>
+const char *vespid_main(const char *params) {
+    static char line[1025];
+    memset(line, 'x', 1024);
+    printf("first line\\n");
+    for (int i = 0; i < 2048; i++) printf("%s\\n", line);
+    return "{\\"done\\": true}";
+}`);
+  const res = await invoke("chatty-c");
+  t.is(res.status, 200);
+  t.deepEqual(res.body.response.result, { done: true });
+  const logs = res.body.logs as string[];
+  t.regex(logs[0]!, /Z stdout: first line$/);
+  t.true(logs.at(-1)!.endsWith(`stderr: ${TRUNCATED_LOGS_MARKER}`));
+  t.is(logs.filter((l) => l.includes(TRUNCATED_LOGS_MARKER)).length, 1);
+  t.true(logs.length > 2 && logs.length < 2 + 2048, `${logs.length} entries`);
+  t.true(logs.slice(1, -2).every((l) => /Z stdout: x{1024}$/.test(l)), "the lines kept are whole lines of x, but maybe the last");
+  const kept = logs.slice(1, -1).reduce((sum, l) => sum + l.length - l.indexOf(": ") - 2, 0);
+  t.true(kept <= LOG_LIMIT_BYTES && kept > LOG_LIMIT_BYTES / 2, `${kept} log bytes kept`);
 });
 
 test("a malformed event is dropped without holding up the ones behind it", async (t) => {
+  await created(t, "echo-c", "c", C_ECHO);
   await jetstream(ctx.nc).publish(invokeSubject("guest"), "{ not json");
   await jetstream(ctx.nc).publish(invokeSubject("guest"), JSON.stringify({ activationId: "short" }));
-  const res = await invoke("scripted", { after: "malformed" });
+  const res = await invoke("echo-c", { after: "malformed" });
   t.is(res.status, 200);
+  t.deepEqual(res.body.response.result, { after: "malformed" });
 });
 
 // --- placement ------------------------------------------------------------------------------------
 
-test("a burst beyond all runners' capacity waits its turn: none runs over capacity, all succeed", async (t) => {
-  await put("burst", { exec: { kind: "nodejs", code: "function main(p) { return p; }" } });
-  for (const engine of ctx.engines) engine.mostAtOnce = engine.running;
-  const results = await Promise.all(Array.from({ length: 12 }, (_, i) => invoke("burst", { i, sleepMs: 150 })));
+// Serial, so that no other test's invocations share the runners while their load is measured.
+test.serial("a burst beyond all runners' capacity waits its turn: none runs over capacity, all succeed", async (t) => {
+  await created(t, "burst-c", "c", cSleeper(300));
+  // Which runner took which invocation, as the scheduler sent it: a listener on the runners'
+  // assignment subjects (it never answers, the runner does). A refused assignment is sent again
+  // later, so the last one seen for an activation is the runner that ran it.
+  const ranOn = new Map<string, string>();
+  const tap = ctx.nc.subscribe("vespid.runner.*.assign", {
+    callback: (_err, msg) => void ranOn.set(msg.json<InvocationEvent>().activationId, msg.subject.split(".")[2]!),
+  });
+  t.teardown(() => tap.unsubscribe());
+  await ctx.nc.flush();
+
+  const results = await Promise.all(Array.from({ length: 12 }, (_, i) => invoke("burst-c", { i })));
   t.deepEqual(results.map((r) => r.status), Array(12).fill(200));
-  for (const engine of ctx.engines) t.true(engine.mostAtOnce <= 2, `ran ${engine.mostAtOnce} at once on a runner of capacity 2`);
-  // Both runners took part: the scheduler spreads over free slots.
-  t.true(ctx.engines.every((engine) => engine.requests.some((r) => r.params.includes('"sleepMs":150'))));
+  t.deepEqual(results.map((r) => r.body.response.result.i), Array.from({ length: 12 }, (_, i) => i));
+  const activations = results.map((r) => r.body as Activation);
+  t.true(activations.every((a) => a.duration >= 300), "each slept its 300 ms");
+  for (const runnerId of ctx.runnerIds) {
+    const mine = activations.filter((a) => ranOn.get(a.activationId) === runnerId);
+    // Both runners took part: the scheduler spreads over free slots.
+    t.true(mine.length > 0, `${runnerId} ran none of the burst`);
+    const most = mostAtOnce(mine);
+    t.true(most <= RUNNER_CAPACITY, `${runnerId} ran ${most} at once with a capacity of ${RUNNER_CAPACITY}`);
+  }
+  t.is(ranOn.size, 12, "every invocation was assigned to a known runner");
+  t.true(mostAtOnce(activations) > RUNNER_CAPACITY, "the runners ran side by side");
 });
 
-test("an invocation queued while no runner is up runs once one starts", async (t) => {
-  const lateDir = await mkdtemp(join(tmpdir(), "vespid-late-"));
-  t.teardown(() => rm(lateDir, { recursive: true, force: true }));
-  // A platform of its own, so that the shared one's runners cannot take the invocation.
-  const nats = await startLocalNats({ dataDir: join(lateDir, "nats"), natsServer: await findNatsServer(loadConfig().dataDir) });
+/** A platform of its own, without runners, so that the shared one's runners cannot take its work. */
+async function isolatedPlatform(t: { teardown(fn: () => unknown): void }) {
+  const dir = await mkdtemp(join(tmpdir(), "vespid-isolated-"));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const nats = await startLocalNats({ dataDir: join(dir, "nats"), natsServer: await findNatsServer(loadConfig().dataDir) });
   t.teardown(nats.stop);
-  const nc = await connectNats(nats.url, "late-runner-test");
+  const nc = await connectNats(nats.url, "isolated-test");
   t.teardown(() => nc.close());
   await provision(nc);
   const scheduler = await startScheduler({ nc, logger });
   t.teardown(scheduler.close);
-  const gateway = await startGateway({ nc, port: 0, host: "127.0.0.1", dataDir: lateDir, logger });
+  const gateway = await startGateway({ nc, port: 0, host: "127.0.0.1", dataDir: dir, logger });
   t.teardown(gateway.close);
-  const auth = { authorization: `Basic ${Buffer.from(gateway.apiKey!).toString("base64")}`, "content-type": "application/json" };
+  return {
+    nc,
+    api: (method: string, path: string, body?: unknown) => request(gateway.url, gateway.apiKey!, method, path, body),
+    activations: await new Kvm(nc).open(ACTIVATIONS_BUCKET),
+    /** A real runner of capacity 1; stop it with close(). */
+    startRunner: () => startRunner({ nc, dataDir: dir, capacity: 1, logger }),
+  };
+}
 
+test("an invocation queued while no runner is up runs once one starts", async (t) => {
+  const platform = await isolatedPlatform(t);
   // The action is created while a runner is up (PUT needs a build), then the runner goes away.
-  const engine = new ScriptedEngine();
-  const first = await startRunner({ nc, dataDir: lateDir, capacity: 1, logger, engine, images: new ScriptedImages() });
-  const created = await fetch(`${gateway.url}/api/v1/namespaces/_/actions/late`, {
-    method: "PUT",
-    headers: auth,
-    body: JSON.stringify({ exec: { kind: "c", code: "int main;" } }),
-  });
-  t.is(created.status, 200);
+  const first = await platform.startRunner();
+  t.is((await platform.api("PUT", "/actions/late", { exec: { kind: "c", code: C_ECHO } })).status, 200);
   await first.close();
 
-  const queued = await fetch(`${gateway.url}/api/v1/namespaces/_/actions/late`, { method: "POST", headers: auth, body: "{}" });
-  const { activationId } = (await queued.json()) as { activationId: string };
+  const queued = await platform.api("POST", "/actions/late", { late: true });
+  t.is(queued.status, 202);
   // Long enough for the scheduler to try the stopped runner (still in its table), learn it is gone
   // and park the event instead of spending its deliveries.
   await new Promise((resolve) => setTimeout(resolve, 1_500));
-  const second = await startRunner({ nc, dataDir: lateDir, capacity: 1, logger, engine, images: new ScriptedImages() });
+  const second = await platform.startRunner();
   t.teardown(second.close);
 
-  const kv = await new Kvm(nc).open(ACTIVATIONS_BUCKET);
-  let activation: Activation | undefined;
-  for (let attempt = 0; attempt < 100 && !activation; attempt++) {
-    const entry = await kv.get(activationId);
-    if (entry?.operation === "PUT") activation = entry.json<Activation>();
-    else await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  const activation = await storedActivation(platform.activations, queued.body.activationId);
   t.is(activation?.response.status, "success");
+  t.deepEqual(activation?.response.result, { late: true });
   t.true((annotation(activation!, "waitTime") as number) >= 1_500);
+});
+
+test("an action deleted while its invocation is queued is recorded as a whisk internal error", async (t) => {
+  const platform = await isolatedPlatform(t);
+  const first = await platform.startRunner();
+  t.is((await platform.api("PUT", "/actions/vanishing", { exec: { kind: "nodejs", code: "function main(p) { return p; }" } })).status, 200);
+  await first.close();
+
+  // A blocking caller, waiting while no runner is up to take the invocation.
+  const pending = platform.api("POST", "/actions/vanishing?blocking=true", {});
+  const jsm = await jetstreamManager(platform.nc);
+  for (let attempt = 0; (await jsm.streams.info(INVOCATIONS_STREAM)).state.messages === 0; attempt++) {
+    if (attempt === 200) throw new Error("the invocation was never queued");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  t.is((await platform.api("DELETE", "/actions/vanishing")).status, 200);
+  const second = await platform.startRunner();
+  t.teardown(second.close);
+
+  const res = await pending;
+  t.is(res.status, 500);
+  t.like(res.body, {
+    name: "vanishing",
+    response: { status: "whisk internal error", statusCode: 3, success: false, result: { error: "action no longer exists" } },
+  });
+  t.deepEqual(await storedActivation(platform.activations, res.body.activationId), res.body);
 });

@@ -1,8 +1,9 @@
-// Tests of the gateway's HTTP API through app.request(), against a real nats-server. Runners are
-// played by the test where a route needs one: a stand-in builder answering on the build subject,
-// and results published to the reply subject an invocation event names.
+// Tests of the gateway's HTTP API through app.request(), against a real nats-server. Where a route
+// needs a runner, a real one builds and runs the actions (the real image store and KVM engine),
+// placed by a real scheduler. Both start on first need: the tests that need no runner, and those
+// that look at invocation events waiting on the stream, run serially before that.
 import test from "ava";
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
@@ -14,14 +15,9 @@ import {
   ACTIVATIONS_BUCKET,
   AUTH_BUCKET,
   INVOCATIONS_STREAM,
-  RUNNER_BUILD_QUEUE,
-  RUNNER_BUILD_SUBJECT,
   actionKey,
   invokeSubject,
   type Action,
-  type Activation,
-  type BuildReply,
-  type BuildRequest,
   type InvocationEvent,
 } from "../contracts/index.ts";
 import { createApp } from "../gateway/app.ts";
@@ -33,6 +29,8 @@ import { loadConfig } from "../infra/config.ts";
 import { connectNats } from "../infra/connect.ts";
 import { findNatsServer, startLocalNats, type LocalNats } from "../infra/nats-server.ts";
 import { provision } from "../infra/provision.ts";
+import { startRunner, type Runner } from "../runner/index.ts";
+import { startScheduler } from "../scheduler/index.ts";
 
 /** Short, so the test of a blocking call that outlives its wait does not take a minute. */
 const BLOCKING_WAIT_MS = 1_500;
@@ -73,7 +71,9 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  await (await builder)?.close();
+  // The scheduler first: it waits for the placements under way, which need the runner to finish.
+  await (await scheduler)?.close();
+  await (await runner)?.close();
   if (!ctx) return;
   ctx.services.close();
   await ctx.nc.drain();
@@ -114,47 +114,49 @@ async function newNamespace(prefix: string): Promise<{ namespace: string; key: s
   return { namespace, key: formatApiKey(await createApiKey(ctx.kv.auth, namespace)) };
 }
 
-/** Writes an action straight into the bucket, for tests of routes that do not build. */
-async function seedAction(namespace: string, name: string, overrides: Partial<Action> = {}): Promise<Action> {
-  const action: Action = {
-    namespace,
-    name,
-    version: "0.0.1",
-    exec: { kind: "nodejs", code: "function main() { return {}; }", binary: false },
-    limits: { timeout: 60_000, memory: 256 },
-    codeHash: "seeded",
-    updated: Date.now(),
-    ...overrides,
-  };
-  await ctx.kv.actions.put(actionKey(namespace, name), JSON.stringify(action));
-  return action;
+let runner: Promise<Runner> | undefined;
+let scheduler: Promise<{ close(): Promise<void> }> | undefined;
+
+/**
+ * Starts, once, a real runner (real image store and KVM engine) that builds on PUT. Until
+ * ensureScheduler() is called nothing runs invocations: their events wait on the stream.
+ */
+async function ensureRunner(): Promise<void> {
+  runner ??= startRunner({ nc: ctx.nc, dataDir: join(ctx.dataDir, "runner"), capacity: 2, logger });
+  await runner;
 }
+
+/** Starts, once, the runner and a real scheduler that places invocations on it. */
+async function ensureScheduler(): Promise<void> {
+  await ensureRunner();
+  scheduler ??= startScheduler({ nc: ctx.nc, logger });
+  await scheduler;
+}
+
+/** PUTs an action in the namespace of `key` and fails the test unless it was built and stored. */
+async function created(t: { is(a: unknown, b: unknown, m?: string): void }, key: string, name: string, body: unknown) {
+  const res = await call("PUT", `/api/v1/namespaces/_/actions/${name}`, { auth: key, body });
+  t.is(res.status, 200, `PUT ${name}: ${JSON.stringify(res.body)}`);
+  return res.body as Action;
+}
+
+const JS_ECHO = "function main(params) { return params; }";
+/** Sleeps `ms` (the engine emulates nanosleep), then answers {slept: ms}. */
+const cSleeper = (ms: number) => `#include <time.h>
+#include <vespid.h>
+const char *vespid_main(const char *params) {
+    struct timespec pause = { ${Math.floor(ms / 1000)}, ${(ms % 1000) * 1_000_000}L };
+    nanosleep(&pause, 0);
+    return "{\\"slept\\": ${ms}}";
+}
+`;
+const cReturning = (text: string) => `#include <vespid.h>
+const char *vespid_main(const char *params) { return ${JSON.stringify(text)}; }
+`;
 
 const CODE_THAT_FAILS_TO_BUILD = "int main( {";
-const COMPILER_ERROR = "action.c:1:10: error: expected declaration specifiers or '...' before '{' token";
-
-let builder: Promise<NatsConnection> | undefined;
-/**
- * Starts, once, a stand-in for the runners' build service on its own connection: it accepts any
- * code but CODE_THAT_FAILS_TO_BUILD. Tests that need no runner run serially before any test calls it.
- */
-async function ensureBuilder(): Promise<void> {
-  builder ??= (async () => {
-    const nc = await connectNats(ctx.nats.url, "stand-in-builder");
-    nc.subscribe(RUNNER_BUILD_SUBJECT, {
-      queue: RUNNER_BUILD_QUEUE,
-      callback: (_err, msg) => {
-        const request = msg.json<BuildRequest>();
-        const reply: BuildReply =
-          request.code === CODE_THAT_FAILS_TO_BUILD ? { ok: false, error: COMPILER_ERROR } : { ok: true, codeHash: `hash-of-${request.code.length}` };
-        msg.respond(JSON.stringify(reply));
-      },
-    });
-    await nc.flush();
-    return nc;
-  })();
-  await builder;
-}
+/** What gcc says about it, first line. */
+const COMPILER_ERROR = "action.c:1:11: error: expected declaration specifiers or '...' before '{' token";
 
 /** The newest invocation event queued in `namespace`, if any. */
 async function lastQueued(namespace: string): Promise<{ seq: number; event: InvocationEvent } | undefined> {
@@ -175,43 +177,76 @@ async function waitForQueued(namespace: string, wanted: (queued: { seq: number; 
 const queuedEvent = (namespace: string, activationId: string) =>
   waitForQueued(namespace, ({ event }) => event.activationId === activationId);
 
-function activationOf(event: InvocationEvent, response: Activation["response"]): Activation {
-  const now = Date.now();
-  return {
-    activationId: event.activationId,
-    namespace: event.namespace,
-    name: event.name,
-    version: "0.0.1",
-    start: now,
-    end: now + 1,
-    duration: 1,
-    response,
-    logs: [],
-    annotations: [],
-  };
+/** Polls GET activations/{id} until the runner has stored it. */
+async function activationEventually(key: string, activationId: string) {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const res = await call("GET", `/api/v1/namespaces/_/activations/${activationId}`, { auth: key });
+    if (res.status === 200) return res.body;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`activation ${activationId} never appeared`);
 }
 
-/**
- * Invokes blocking and, in the role of the runner, answers with `response` on the event's reply
- * subject. The request starts first: the event only exists once the gateway has queued it.
- */
-async function invokeAnsweredWith(namespace: string, key: string, name: string, query: string, response: Activation["response"]) {
-  const before = (await lastQueued(namespace))?.seq ?? 0;
-  const pending = call("POST", `/api/v1/namespaces/_/actions/${name}?blocking=true${query}`, { auth: key, body: { x: 1 } });
-  // The activation id is only known from the response; the event is the next one in the namespace.
-  const event = await waitForQueued(namespace, ({ seq }) => seq > before);
-  if (!event.replyTo) throw new Error("the blocking invocation was queued without a reply subject");
-  ctx.nc.publish(event.replyTo, JSON.stringify(activationOf(event, response)));
-  return { event, res: await pending };
-}
-
-// --- tests that need no runner (serial: they run before anything starts the stand-in builder) ----
+// --- tests that need no runner (serial: they run before anything starts the runner) --------------
 
 test.serial("PUT answers 503 when no runner is there to build the code", async (t) => {
+  t.is(runner, undefined, "no runner may have started yet");
   const res = await call("PUT", "/api/v1/namespaces/_/actions/nobuilder", { body: { exec: { kind: "c", code: "int x;" } } });
   t.is(res.status, 503);
   t.regex(res.body.error, /no runner/);
   t.is(await ctx.kv.actions.get(actionKey("guest", "nobuilder")), null);
+});
+
+// --- invocation events on the stream (serial: before anything starts the scheduler, which would
+// --- take them off it) ----------------------------------------------------------------------------
+
+test.serial("a non-blocking invoke answers 202 with a 32-hex id and queues the event on the stream", async (t) => {
+  await ensureRunner();
+  t.is(scheduler, undefined, "no scheduler may have started yet");
+  const { key, namespace } = await newNamespace("invoke");
+  await created(t, key, "fire", { exec: { kind: "nodejs", code: JS_ECHO } });
+  const res = await call("POST", "/api/v1/namespaces/_/actions/fire", { auth: key, body: { answer: 42 } });
+  t.is(res.status, 202);
+  t.regex(res.body.activationId, /^[0-9a-f]{32}$/);
+  const event = await queuedEvent(namespace, res.body.activationId);
+  t.like(event, { namespace, name: "fire", params: { answer: 42 } });
+  t.is(event.replyTo, undefined);
+  t.true(Math.abs(Date.now() - event.published) < 10_000);
+});
+
+test.serial("invoke params: an empty body means {}, a non-object is a 400", async (t) => {
+  await ensureRunner();
+  t.is(scheduler, undefined, "no scheduler may have started yet");
+  const { key, namespace } = await newNamespace("params");
+  await created(t, key, "p", { exec: { kind: "nodejs", code: JS_ECHO } });
+  const empty = await call("POST", "/api/v1/namespaces/_/actions/p", { auth: key });
+  t.is(empty.status, 202);
+  t.deepEqual((await queuedEvent(namespace, empty.body.activationId)).params, {});
+  for (const body of ["[1,2]", "42", '"text"', "null"]) {
+    const res = await call("POST", "/api/v1/namespaces/_/actions/p", { auth: key, body, headers: { "content-type": "application/json" } });
+    t.is(res.status, 400, body);
+    t.is(res.body.error, "body: the parameters must be a JSON object");
+  }
+});
+
+test.serial("closing the gateway answers waiting blocking callers with 202 instead of holding them", async (t) => {
+  await ensureRunner();
+  t.is(scheduler, undefined, "no scheduler may have started yet: the invocation must still be waiting");
+  const { key, namespace } = await newNamespace("closing");
+  await created(t, key, "waits", { exec: { kind: "nodejs", code: JS_ECHO } });
+  const gateway = await startGateway({ nc: ctx.nc, port: 0, host: "127.0.0.1", dataDir: ctx.dataDir, logger });
+  const waiting = fetch(`${gateway.url}/api/v1/namespaces/_/actions/waits?blocking=true`, {
+    method: "POST",
+    headers: { authorization: `Basic ${Buffer.from(key).toString("base64")}` },
+  });
+  const event = await waitForQueued(namespace, () => true);
+  t.truthy(event.replyTo, "a blocking invocation is queued with a reply subject");
+  const started = Date.now();
+  await gateway.close();
+  const res = await waiting;
+  t.is(res.status, 202);
+  t.is(((await res.json()) as { activationId: string }).activationId, event.activationId);
+  t.true(Date.now() - started < 2_000);
 });
 
 // --- health and auth ------------------------------------------------------------------------------
@@ -336,22 +371,25 @@ test("unknown actions are 404 on get, delete and invoke; unknown routes are 404 
   t.is(route.body.error, "The requested resource does not exist.");
 });
 
+
 test("PUT without overwrite on an existing action is a 409, even before building", async (t) => {
-  const { key, namespace } = await newNamespace("exists");
-  await seedAction(namespace, "taken");
-  const res = await call("PUT", "/api/v1/namespaces/_/actions/taken", { auth: key, body: { exec: { kind: "c", code: "int x;" } } });
+  await ensureRunner();
+  const { key } = await newNamespace("exists");
+  await created(t, key, "taken", { exec: { kind: "nodejs", code: JS_ECHO } });
+  // Code that would fail to build: the conflict is found first.
+  const res = await call("PUT", "/api/v1/namespaces/_/actions/taken", { auth: key, body: { exec: { kind: "c", code: CODE_THAT_FAILS_TO_BUILD } } });
   t.is(res.status, 409);
 });
 
-// --- create, read, list, delete (with the stand-in builder) ---------------------------------------
+// --- create, read, list, delete (built by the real runner) ----------------------------------------
 
 test("create, get, list and delete an action", async (t) => {
-  await ensureBuilder();
+  await ensureRunner();
   const { key } = await newNamespace("crud");
-  const code = "function main(p) { return p; }";
-  const created = await call("PUT", "/api/v1/namespaces/_/actions/hello", { auth: key, body: { exec: { kind: "nodejs", code }, limits: { timeout: 5000 } } });
-  t.is(created.status, 200);
-  t.like(created.body, {
+  const code = JS_ECHO;
+  const made = await call("PUT", "/api/v1/namespaces/_/actions/hello", { auth: key, body: { exec: { kind: "nodejs", code }, limits: { timeout: 5000 } } });
+  t.is(made.status, 200);
+  t.like(made.body, {
     name: "hello",
     version: "0.0.1",
     publish: false,
@@ -359,11 +397,11 @@ test("create, get, list and delete an action", async (t) => {
     limits: { timeout: 5000, memory: 256 },
     annotations: [],
   });
-  t.regex(created.body.namespace, /^crud-/);
+  t.regex(made.body.namespace, /^crud-/);
 
   const got = await call("GET", "/api/v1/namespaces/_/actions/hello", { auth: key });
   t.is(got.status, 200);
-  t.deepEqual(got.body, created.body);
+  t.deepEqual(got.body, made.body);
 
   const listed = await call("GET", "/api/v1/namespaces/_/actions", { auth: key });
   t.is(listed.status, 200);
@@ -373,44 +411,63 @@ test("create, get, list and delete an action", async (t) => {
 
   const deleted = await call("DELETE", "/api/v1/namespaces/_/actions/hello", { auth: key });
   t.is(deleted.status, 200);
-  t.deepEqual(deleted.body, created.body);
+  t.deepEqual(deleted.body, made.body);
   t.is((await call("GET", "/api/v1/namespaces/_/actions/hello", { auth: key })).status, 404);
   // A deleted name can be created again.
   t.is((await call("PUT", "/api/v1/namespaces/_/actions/hello", { auth: key, body: { exec: { kind: "nodejs", code } } })).status, 200);
 });
 
 test("overwrite=true replaces the code, bumps the patch version and keeps limits not given", async (t) => {
-  await ensureBuilder();
-  const { key, namespace } = await newNamespace("overwrite");
-  await seedAction(namespace, "evolving", { version: "0.0.7", limits: { timeout: 1234, memory: 128 } });
-  const res = await call("PUT", "/api/v1/namespaces/_/actions/evolving?overwrite=true", { auth: key, body: { exec: { kind: "c", code: "int main;" } } });
-  t.is(res.status, 200);
-  t.like(res.body, { version: "0.0.8", exec: { kind: "c", code: "int main;" }, limits: { timeout: 1234, memory: 128 } });
+  await ensureScheduler();
+  const { key } = await newNamespace("overwrite");
+  await created(t, key, "evolving", { exec: { kind: "c", code: cReturning('{"v": 1}') }, limits: { timeout: 1234, memory: 128 } });
+  const code = cReturning('{"v": 2}');
+  const res = await call("PUT", "/api/v1/namespaces/_/actions/evolving?overwrite=true", { auth: key, body: { exec: { kind: "c", code } } });
+  t.is(res.status, 200, JSON.stringify(res.body));
+  t.like(res.body, { version: "0.0.2", exec: { kind: "c", code }, limits: { timeout: 1234, memory: 128 } });
+  const again = await call("PUT", "/api/v1/namespaces/_/actions/evolving?overwrite=true", { auth: key, body: { exec: { kind: "c", code } } });
+  t.is(again.body.version, "0.0.3");
+  // The new code is what runs, under the kept limits.
+  const run = await call("POST", "/api/v1/namespaces/_/actions/evolving?blocking=true", { auth: key });
+  t.is(run.status, 200, JSON.stringify(run.body));
+  t.like(run.body, { version: "0.0.3", response: { result: { v: 2 } } });
+  t.deepEqual(run.body.annotations.find((a: { key: string }) => a.key === "limits").value, { timeout: 1234, memory: 128 });
   // Overwrite of a name that does not exist simply creates it.
-  const fresh = await call("PUT", "/api/v1/namespaces/_/actions/fresh?overwrite=true", { auth: key, body: { exec: { kind: "c", code: "int y;" } } });
+  const fresh = await call("PUT", "/api/v1/namespaces/_/actions/fresh?overwrite=true", { auth: key, body: { exec: { kind: "c", code } } });
+  t.is(fresh.status, 200);
   t.is(fresh.body.version, "0.0.1");
 });
 
 test("of two concurrent creates of one name, exactly one wins and the other gets 409", async (t) => {
-  await ensureBuilder();
+  await ensureScheduler();
   const { key } = await newNamespace("race");
-  const put = (code: string) => call("PUT", "/api/v1/namespaces/_/actions/contested", { auth: key, body: { exec: { kind: "c", code } } });
-  const statuses = (await Promise.all([put("int a;"), put("int b;"), put("int c;")])).map((r) => r.status).sort();
-  t.deepEqual(statuses, [200, 409, 409]);
+  const put = (n: number) => call("PUT", "/api/v1/namespaces/_/actions/contested", { auth: key, body: { exec: { kind: "c", code: cReturning(`{"n": ${n}}`) } } });
+  const results = await Promise.all([put(1), put(2), put(3)]);
+  t.deepEqual(results.map((r) => r.status).sort(), [200, 409, 409]);
+  // The winner's code is the one stored and run.
+  const winner = [1, 2, 3].find((n) => cReturning(`{"n": ${n}}`) === results.find((r) => r.status === 200)!.body.exec.code);
+  const run = await call("POST", "/api/v1/namespaces/_/actions/contested?blocking=true&result=true", { auth: key });
+  t.deepEqual(run.body, { n: winner });
 });
 
 test("code that does not build is a 400 carrying the compiler's message, and nothing is stored", async (t) => {
-  await ensureBuilder();
+  await ensureRunner();
   const { key, namespace } = await newNamespace("nobuild");
   const res = await call("PUT", "/api/v1/namespaces/_/actions/broken", { auth: key, body: { exec: { kind: "c", code: CODE_THAT_FAILS_TO_BUILD } } });
   t.is(res.status, 400);
-  t.is(res.body.error, COMPILER_ERROR);
+  t.is(res.body.error.split("\n")[0], COMPILER_ERROR);
+  t.regex(res.body.error, /^\s+1 \| int main\( \{$/m, "gcc quotes the offending line");
   t.is(await ctx.kv.actions.get(actionKey(namespace, "broken")), null);
+  const js = await call("PUT", "/api/v1/namespaces/_/actions/broken-js", { auth: key, body: { exec: { kind: "nodejs", code: "function main( {" } } });
+  t.is(js.status, 400);
+  t.regex(js.body.error, /^SyntaxError/);
+  t.is(await ctx.kv.actions.get(actionKey(namespace, "broken-js")), null);
 });
 
 test("listing pages newest first with limit and skip; limits are validated", async (t) => {
-  const { key, namespace } = await newNamespace("pages");
-  for (let i = 0; i < 5; i++) await seedAction(namespace, `a${i}`, { updated: 1000 + i });
+  await ensureRunner();
+  const { key } = await newNamespace("pages");
+  for (let i = 0; i < 5; i++) await created(t, key, `a${i}`, { exec: { kind: "nodejs", code: JS_ECHO } });
   const page = await call("GET", "/api/v1/namespaces/_/actions?limit=2&skip=1", { auth: key });
   t.deepEqual(page.body.map((a: Action) => a.name), ["a3", "a2"]);
   const all = await call("GET", "/api/v1/namespaces/_/actions?limit=0", { auth: key });
@@ -420,91 +477,69 @@ test("listing pages newest first with limit and skip; limits are validated", asy
   t.regex(tooMany.body.error, /^limit: /);
 });
 
-// --- invoking -------------------------------------------------------------------------------------
-
-test("a non-blocking invoke answers 202 with a 32-hex id and queues the event on the stream", async (t) => {
-  const { key, namespace } = await newNamespace("invoke");
-  await seedAction(namespace, "fire");
-  const res = await call("POST", "/api/v1/namespaces/_/actions/fire", { auth: key, body: { answer: 42 } });
-  t.is(res.status, 202);
-  t.regex(res.body.activationId, /^[0-9a-f]{32}$/);
-  const event = await queuedEvent(namespace, res.body.activationId);
-  t.like(event, { namespace, name: "fire", params: { answer: 42 } });
-  t.is(event.replyTo, undefined);
-  t.true(Math.abs(Date.now() - event.published) < 10_000);
-});
-
-test("invoke params: an empty body means {}, a non-object is a 400", async (t) => {
-  const { key, namespace } = await newNamespace("params");
-  await seedAction(namespace, "p");
-  const empty = await call("POST", "/api/v1/namespaces/_/actions/p", { auth: key });
-  t.is(empty.status, 202);
-  t.deepEqual((await queuedEvent(namespace, empty.body.activationId)).params, {});
-  for (const body of ["[1,2]", "42", '"text"', "null"]) {
-    const res = await call("POST", "/api/v1/namespaces/_/actions/p", { auth: key, body, headers: { "content-type": "application/json" } });
-    t.is(res.status, 400, body);
-    t.is(res.body.error, "body: the parameters must be a JSON object");
-  }
-});
+// --- invoking (run by the real runner) ------------------------------------------------------------
 
 test("a blocking invoke returns the activation the runner sends back; result=true only its result", async (t) => {
+  await ensureScheduler();
   const { key, namespace } = await newNamespace("blocking");
-  await seedAction(namespace, "echo");
-  const success = { status: "success", statusCode: 0, success: true, result: { echoed: 1 } } as const;
-  const whole = await invokeAnsweredWith(namespace, key, "echo", "", success);
-  t.is(whole.res.status, 200);
-  t.is(whole.res.body.activationId, whole.event.activationId);
-  t.deepEqual(whole.res.body.response, success);
+  await created(t, key, "echo", { exec: { kind: "nodejs", code: JS_ECHO } });
+  const whole = await call("POST", "/api/v1/namespaces/_/actions/echo?blocking=true", { auth: key, body: { echoed: 1 } });
+  t.is(whole.status, 200);
+  t.regex(whole.body.activationId, /^[0-9a-f]{32}$/);
+  t.like(whole.body, { namespace, name: "echo" });
+  t.deepEqual(whole.body.response, { status: "success", statusCode: 0, success: true, result: { echoed: 1 } });
+  t.deepEqual(await activationEventually(key, whole.body.activationId), whole.body, "the same record is stored");
 
-  const onlyResult = await invokeAnsweredWith(namespace, key, "echo", "&result=true", success);
-  t.is(onlyResult.res.status, 200);
-  t.deepEqual(onlyResult.res.body, { echoed: 1 });
+  const onlyResult = await call("POST", "/api/v1/namespaces/_/actions/echo?blocking=true&result=true", { auth: key, body: { echoed: 2 } });
+  t.is(onlyResult.status, 200);
+  t.deepEqual(onlyResult.body, { echoed: 2 });
 });
 
 test("a blocking invoke of a failing action is a 502 with the record, an internal error a 500", async (t) => {
+  await ensureScheduler();
   const { key, namespace } = await newNamespace("failing");
-  await seedAction(namespace, "boom");
-  const appError = await invokeAnsweredWith(namespace, key, "boom", "", {
-    status: "application error",
-    statusCode: 1,
-    success: false,
-    result: { error: "nope" },
-  });
-  t.is(appError.res.status, 502);
-  t.is(appError.res.body.response.result.error, "nope");
-  const internal = await invokeAnsweredWith(namespace, key, "boom", "&result=true", {
-    status: "whisk internal error",
-    statusCode: 3,
-    success: false,
-    result: { error: "broken" },
-  });
-  t.is(internal.res.status, 500);
-  t.deepEqual(internal.res.body, { error: "broken" });
+  await created(t, key, "boom", { exec: { kind: "nodejs", code: 'function main() { return { error: "nope" }; }' } });
+  const appError = await call("POST", "/api/v1/namespaces/_/actions/boom?blocking=true", { auth: key, body: { x: 1 } });
+  t.is(appError.status, 502);
+  t.like(appError.body.response, { status: "application error", statusCode: 1, success: false });
+  t.is(appError.body.response.result.error, "nope");
+
+  // The runner's cached image of the action is damaged on disk: the runner cannot start the guest.
+  const broken = await created(t, key, "unbootable", { exec: { kind: "c", code: cReturning('{"never": "run"}') } });
+  const { codeHash } = (await ctx.kv.actions.get(actionKey(namespace, broken.name)))!.json<Action>();
+  await writeFile(join(ctx.dataDir, "runner", "images", `${codeHash}.elf`), "this is not an ELF image\n");
+  const internal = await call("POST", "/api/v1/namespaces/_/actions/unbootable?blocking=true&result=true", { auth: key, body: { x: 1 } });
+  t.is(internal.status, 500);
+  t.deepEqual(internal.body, { error: "could not start the virtine: the image is not a valid guest image" });
 });
 
-test("a blocking invoke nobody answers in time is a 202 with the id", async (t) => {
-  const { key, namespace } = await newNamespace("slow");
-  await seedAction(namespace, "slow");
+test("a blocking invoke that outlives its wait is a 202 with the id; the activation is recorded later", async (t) => {
+  await ensureScheduler();
+  const { key } = await newNamespace("slow");
+  await created(t, key, "slow", { exec: { kind: "c", code: cSleeper(BLOCKING_WAIT_MS + 500) } });
   const started = Date.now();
   const res = await call("POST", "/api/v1/namespaces/_/actions/slow?blocking=true", { auth: key });
   t.is(res.status, 202);
   t.regex(res.body.activationId, /^[0-9a-f]{32}$/);
   t.true(Date.now() - started >= BLOCKING_WAIT_MS - 50);
-  t.truthy((await queuedEvent(namespace, res.body.activationId)).replyTo);
+  const activation = await activationEventually(key, res.body.activationId);
+  t.like(activation, { name: "slow", response: { status: "success", result: { slept: BLOCKING_WAIT_MS + 500 } } });
+  t.true(activation.duration >= BLOCKING_WAIT_MS + 500);
 });
 
 // --- activations ----------------------------------------------------------------------------------
 
 test("activations are readable by their namespace only; malformed ids are a 400", async (t) => {
+  await ensureScheduler();
   const owner = await newNamespace("owner");
   const stranger = await newNamespace("stranger");
-  const event: InvocationEvent = { activationId: "ab".repeat(16), namespace: owner.namespace, name: "x", params: {}, published: Date.now() };
-  const activation = activationOf(event, { status: "success", statusCode: 0, success: true, result: { ok: true } });
-  await ctx.kv.activations.put(activation.activationId, JSON.stringify(activation));
+  await created(t, owner.key, "x", { exec: { kind: "nodejs", code: JS_ECHO } });
+  const run = await call("POST", "/api/v1/namespaces/_/actions/x?blocking=true", { auth: owner.key, body: { ok: true } });
+  t.is(run.status, 200);
+  const activation = run.body;
 
-  const mine = await call("GET", `/api/v1/namespaces/_/activations/${activation.activationId}`, { auth: owner.key });
-  t.is(mine.status, 200);
-  t.deepEqual(mine.body, activation);
+  const mine = await activationEventually(owner.key, activation.activationId);
+  t.deepEqual(mine, activation);
   t.is((await call("GET", `/api/v1/namespaces/_/activations/${activation.activationId}`, { auth: stranger.key })).status, 404);
   t.is((await call("GET", `/api/v1/namespaces/_/activations/${"cd".repeat(16)}`, { auth: owner.key })).status, 404);
   const malformed = await call("GET", "/api/v1/namespaces/_/activations/XYZ", { auth: owner.key });
@@ -524,21 +559,4 @@ test("startGateway listens on a free port and closes cleanly", async (t) => {
   t.is(res.status, 200);
   await gateway.close();
   await t.throwsAsync(fetch(`${gateway.url}/health`));
-});
-
-test("closing the gateway answers waiting blocking callers with 202 instead of holding them", async (t) => {
-  const { key, namespace } = await newNamespace("closing");
-  await seedAction(namespace, "waits");
-  const gateway = await startGateway({ nc: ctx.nc, port: 0, host: "127.0.0.1", dataDir: ctx.dataDir, logger });
-  const waiting = fetch(`${gateway.url}/api/v1/namespaces/_/actions/waits?blocking=true`, {
-    method: "POST",
-    headers: { authorization: `Basic ${Buffer.from(key).toString("base64")}` },
-  });
-  await waitForQueued(namespace, () => true);
-  const started = Date.now();
-  await gateway.close();
-  const res = await waiting;
-  t.is(res.status, 202);
-  t.regex(((await res.json()) as { activationId: string }).activationId, /^[0-9a-f]{32}$/);
-  t.true(Date.now() - started < 2_000);
 });

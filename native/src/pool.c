@@ -27,7 +27,7 @@ struct vsp_pool_entry {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t built = PTHREAD_COND_INITIALIZER;
 static struct vsp_pool_entry *table[BUCKETS];
-static uint64_t budget = DEFAULT_BUDGET, used_bytes, clock_ticks;
+static uint64_t budget = DEFAULT_BUDGET, used_bytes, snapshot_bytes, clock_ticks;
 static int64_t hits, misses, colds, evictions, entries, idle_shells;
 
 static unsigned bucket_of(const char *key)
@@ -46,10 +46,10 @@ static uint64_t popcount_pages(const struct vsp_vm *vm)
 	return n;
 }
 
-/* What an idle shell is taken to cost: its copy of the snapshot and the pages it ever dirtied. */
+/* What an idle shell is taken to cost: its copy of image and snapshot, and the pages it dirtied. */
 static uint64_t shell_cost(const struct vsp_pool_entry *e, const struct vsp_vm *vm)
 {
-	return vsp_snapshot_bytes(e->snap) + popcount_pages(vm) * VSP_PAGE_SIZE;
+	return vsp_snapshot_vm_bytes(e->snap) + popcount_pages(vm) * VSP_PAGE_SIZE;
 }
 
 static uint64_t entry_bytes(const struct vsp_pool_entry *e)
@@ -76,6 +76,8 @@ static void evict_locked(struct vsp_vm *doomed, unsigned *ndoomed, unsigned cap)
 		if (oldest->nidle)
 			return; /* out of room to hand shells back; the next release continues */
 		used_bytes -= entry_bytes(oldest);
+		if (oldest->snap)
+			snapshot_bytes -= vsp_snapshot_bytes(oldest->snap);
 		*oldest_link = oldest->next;
 		vsp_snapshot_free(oldest->snap);
 		free(oldest);
@@ -156,6 +158,7 @@ void vsp_pool_publish(struct vsp_lease *lease, struct vsp_snapshot *snap)
 	if (snap) {
 		e->snap = snap;
 		used_bytes += vsp_snapshot_bytes(snap);
+		snapshot_bytes += vsp_snapshot_bytes(snap);
 	}
 	pthread_cond_broadcast(&built);
 	pthread_mutex_unlock(&lock);
@@ -210,12 +213,12 @@ void vsp_set_pool_budget(uint64_t bytes)
 	vsp_pool_set_budget(bytes);
 }
 
-void vsp_pool_counters(int64_t out[7])
+void vsp_pool_counters(int64_t out[8])
 {
 	vsp_pool_stats(out);
 }
 
-void vsp_pool_stats(int64_t out[7])
+void vsp_pool_stats(int64_t out[8])
 {
 	pthread_mutex_lock(&lock);
 	out[0] = hits;
@@ -225,5 +228,6 @@ void vsp_pool_stats(int64_t out[7])
 	out[4] = entries;
 	out[5] = (int64_t)used_bytes;
 	out[6] = idle_shells;
+	out[7] = (int64_t)snapshot_bytes;
 	pthread_mutex_unlock(&lock);
 }

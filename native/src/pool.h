@@ -31,7 +31,7 @@ int vsp_run_leased(const struct vsp_request *req, struct vsp_outcome *out, struc
 
 /* Sets the memory budget for snapshots and idle shells, in bytes (0: default). */
 void vsp_pool_set_budget(uint64_t bytes);
-/* hits, misses, cold starts, evictions, entries, bytes, idle shells */
-void vsp_pool_stats(int64_t out[7]);
+/* hits, misses, cold starts, evictions, entries, bytes, idle shells, bytes of snapshots alone */
+void vsp_pool_stats(int64_t out[8]);
 
 #endif

@@ -135,6 +135,11 @@ uint64_t vsp_snapshot_bytes(const struct vsp_snapshot *s)
 	return sizeof(*s) + s->npages * (PAGE + sizeof(uint32_t)) + (s->mm.mmap_top - s->mm.mmap_base) / PAGE / 8;
 }
 
+uint64_t vsp_snapshot_vm_bytes(const struct vsp_snapshot *s)
+{
+	return (s->image->end - VSP_IMAGE_BASE) + s->npages * PAGE;
+}
+
 static int set_cpu(const struct vsp_snapshot *s, struct vsp_vm *vm)
 {
 	if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &s->sregs) < 0 || ioctl(vm->vcpu_fd, KVM_SET_REGS, &s->regs) < 0 ||

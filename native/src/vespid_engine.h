@@ -77,7 +77,10 @@ VSP_API int vsp_request_check(const struct vsp_request *req);
  */
 typedef void vsp_done_fn(uint64_t job);
 
-/* Starts `threads` workers (1 .. 256). Returns 0 or -errno; a second call changes nothing. */
+/*
+ * Starts workers until there are `threads` (1 .. 256); later calls with the same callback may add
+ * more, never fewer. Returns 0 or -errno.
+ */
 VSP_API int vsp_workers_start(uint32_t threads, vsp_done_fn *done);
 
 /* Queues an invocation under the caller's `job` id. Returns 0, or -errno (-EINVAL: bad limits). */
@@ -100,8 +103,11 @@ VSP_API int vsp_collect(uint64_t job, uint8_t *result, uint64_t result_cap, uint
  */
 VSP_API void vsp_set_pool_budget(uint64_t bytes);
 
-/* Pool counters: hits, misses, cold starts, evictions, snapshots, bytes, idle shells. */
-VSP_API void vsp_pool_counters(int64_t out[7]);
+/*
+ * Pool counters: hits, misses, cold starts, evictions, snapshots, bytes (snapshots and idle
+ * shells), idle shells, bytes of the snapshots alone.
+ */
+VSP_API void vsp_pool_counters(int64_t out[8]);
 
 VSP_API int vsp_available(char *why, uint64_t why_cap);
 

@@ -89,6 +89,8 @@ struct vsp_snapshot;
 int vsp_snapshot_capture(struct vsp_vm *vm, struct vsp_snapshot **out);
 void vsp_snapshot_free(struct vsp_snapshot *s);
 uint64_t vsp_snapshot_bytes(const struct vsp_snapshot *s);
+/* Guest memory a VM made from the snapshot holds before it runs: its image and snapshot pages */
+uint64_t vsp_snapshot_vm_bytes(const struct vsp_snapshot *s);
 int vsp_snapshot_instantiate(const struct vsp_snapshot *s, struct vsp_vm *vm);
 int vsp_snapshot_restore(const struct vsp_snapshot *s, struct vsp_vm *vm);
 

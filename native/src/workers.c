@@ -77,8 +77,9 @@ int vsp_workers_start(uint32_t threads, vsp_done_fn *done)
 		return -EINVAL;
 	pthread_mutex_lock(&lock);
 	int err = 0;
-	if (!started) {
+	if (!on_done)
 		on_done = done;
+	if (done == on_done) { /* a later, larger request adds threads: one pool per process */
 		for (; started < threads; started++) {
 			pthread_t t;
 			pthread_attr_t attr;

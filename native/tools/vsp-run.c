@@ -57,7 +57,7 @@ int main(int argc, char **argv)
 			printf("call %d: status=%d micros=%llu cold=%llu\n", i, out.status,
 			       (unsigned long long)out.micros, (unsigned long long)out.cold_start);
 	}
-	int64_t c[7];
+	int64_t c[8];
 	vsp_pool_counters(c);
 	printf("pool: hits=%lld misses=%lld colds=%lld evictions=%lld snapshots=%lld bytes=%lld idle=%lld\n",
 	       (long long)c[0], (long long)c[1], (long long)c[2], (long long)c[3], (long long)c[4], (long long)c[5],
