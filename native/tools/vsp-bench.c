@@ -5,7 +5,8 @@
  * 2. CPU-bound JS (fib(25), base64 of 4 KiB) in a virtine vs the same QuickJS in this process;
  * 3. throughput of JS echo on 1 and 2 threads;
  * 4. cold start of a new JS action (boot, init, snapshot, first call);
- * 5. memory per JS snapshot and per idle VM.
+ * 5. memory per JS snapshot and per idle VM;
+ * 6. how far past its deadline a spinning guest is stopped.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -217,6 +218,26 @@ int main(int argc, char **argv)
 
 	double snap = (double)(after[7] - before[7]) / 20, shell = (double)((after[5] - after[7]) - (before[5] - before[7])) /
 								     (double)(after[6] - before[6]);
+	printf("== deadline: a spinning JS guest with a 100 ms timeout, 10 calls\n");
+	double over[10];
+	for (int i = 0; i < 10; i++) {
+		static const char spin[] = "function main() { for (;;) {} }";
+		struct vsp_request req = {
+			.image_path = js_image, .init = (const uint8_t *)spin, .init_len = sizeof(spin) - 1,
+			.params = (const uint8_t *)"{}", .params_len = 2, .memory_mb = 64, .timeout_ms = 100,
+			.snapshot_key = "spin", .result = result, .result_cap = sizeof(result), .logs = logs,
+			.logs_cap = sizeof(logs),
+		};
+		struct vsp_outcome out;
+		if (vsp_run(&req, &out) < 0 || out.status != VSP_TIMEOUT) {
+			fprintf(stderr, "vsp-bench: expected a timeout\n");
+			return 1;
+		}
+		over[i] = (double)out.micros - 100000;
+	}
+	struct stats os = summarise(over, 10);
+	printf("stopped after the deadline by median %.0f µs, at most %.0f µs\n", os.median, over[9]);
+
 	printf("== memory\nJS snapshot %.0f KiB per action (pages that differ from zero and the shared image)\n"
 	       "idle VM    %.0f KiB each (image + snapshot copy + pages it dirtied)\n", snap / 1024, shell / 1024);
 	return 0;
