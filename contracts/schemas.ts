@@ -97,6 +97,13 @@ export const RunnerHeartbeat = z.object({
   /** Invocations it is running now. */
   inflight: z.number().int().nonnegative(),
   at: z.number().int(),
+  /** The engine's snapshot pool since the runner started, for operators (runner/engine.ts EngineStats). */
+  engine: z
+    .object({
+      hits: z.number(), misses: z.number(), coldStarts: z.number(), evictions: z.number(),
+      snapshots: z.number(), bytes: z.number(), idleVms: z.number(), snapshotBytes: z.number(),
+    })
+    .optional(),
 });
 export type RunnerHeartbeat = z.infer<typeof RunnerHeartbeat>;
 

@@ -2,11 +2,13 @@
 // how they learn it is gone.
 import type { NatsConnection } from "@nats-io/transport-node";
 import { HEARTBEAT_INTERVAL_MS, RUNNER_HEARTBEAT_SUBJECT, type RunnerHeartbeat } from "../contracts/index.ts";
+import type { EngineStats } from "./engine.ts";
 
 export interface HeartbeatOptions {
   runnerId: string;
   capacity: number;
   inflight: () => number;
+  engineStats: () => EngineStats;
 }
 
 export function startHeartbeat(nc: NatsConnection, opts: HeartbeatOptions): { stop(): void } {
@@ -16,6 +18,7 @@ export function startHeartbeat(nc: NatsConnection, opts: HeartbeatOptions): { st
       capacity: opts.capacity,
       inflight: opts.inflight(),
       at: Date.now(),
+      engine: opts.engineStats(),
     };
     try {
       nc.publish(RUNNER_HEARTBEAT_SUBJECT, JSON.stringify(heartbeat));

@@ -53,7 +53,12 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
     run: (event) => runInvocation(event, deps),
     logger,
   });
-  const heartbeat = startHeartbeat(opts.nc, { runnerId, capacity: opts.capacity, inflight: () => assignments.inflight });
+  const heartbeat = startHeartbeat(opts.nc, {
+    runnerId,
+    capacity: opts.capacity,
+    inflight: () => assignments.inflight,
+    engineStats: () => engine.stats(),
+  });
   logger.info({ capacity: opts.capacity }, "runner started");
 
   return {

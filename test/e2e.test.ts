@@ -1,6 +1,7 @@
 // End to end over HTTP: gateway → JetStream → scheduler → runner → a real KVM virtine, for C and
 // JavaScript actions, including the ways a function can fail and the ways a request can be wrong.
 import test from "ava";
+import { RUNNER_HEARTBEAT_SUBJECT, RunnerHeartbeat } from "../contracts/index.ts";
 import { startPlatform, type Platform } from "./harness.ts";
 
 let platform: Platform;
@@ -225,4 +226,18 @@ test("bad input gets a clear error and stores nothing", async (t) => {
   t.is(missing.status, 404);
   t.regex(missing.body.error, /not found|does not exist/i);
   t.is((await platform.request("GET", api("activations/0123456789abcdef0123456789abcdef"))).status, 404);
+});
+
+test("runners report their snapshot pool in their heartbeats: cold starts, then hits", async (t) => {
+  await created(t, "pool-js", "nodejs", "function main(p) { return p; }");
+  for (let i = 0; i < 3; i++) t.is((await invoke("pool-js", { i })).status, 200);
+  const sub = platform.nc.subscribe(RUNNER_HEARTBEAT_SUBJECT, { max: 1 });
+  for await (const msg of sub) {
+    const beat = RunnerHeartbeat.parse(msg.json());
+    t.truthy(beat.engine);
+    t.true(beat.engine!.coldStarts >= 1);
+    t.true(beat.engine!.hits + beat.engine!.misses >= 2);
+    t.true(beat.engine!.snapshots >= 1);
+    t.true(beat.engine!.snapshotBytes > 0 && beat.engine!.bytes >= beat.engine!.snapshotBytes);
+  }
 });
