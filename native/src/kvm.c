@@ -45,6 +45,14 @@ static void kvm_open_once(void)
 	kvm_fd = fd;
 }
 
+bool vsp_kvm_sync_regs(void)
+{
+	static int has = -1;
+	if (has < 0)
+		has = ioctl(vsp_kvm_fd(), KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS) > 0;
+	return has;
+}
+
 int vsp_kvm_fd(void)
 {
 	pthread_once(&kvm_once, kvm_open_once);

@@ -164,6 +164,7 @@ static int64_t sys_arch_prctl(struct vsp_vm *vm, uint64_t code, uint64_t addr)
 	sregs.fs.base = addr;
 	if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &sregs) < 0)
 		return -EIO;
+	vm->sregs_changed = true;
 	return 0;
 }
 

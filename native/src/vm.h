@@ -54,6 +54,7 @@ struct vsp_vm {
 	uint64_t *dirty_scratch;  /* KVM_GET_DIRTY_LOG's buffer */
 	bool dirty_logging;
 	struct vsp_image *image;  /* a reference, released with the VM */
+	bool sregs_changed;       /* the host changed segment state during the call (FS base) */
 };
 
 static inline uint64_t vsp_pages(const struct vsp_vm *vm)
@@ -72,6 +73,8 @@ static inline void vsp_mark_host_write(struct vsp_vm *vm, uint64_t gpa, uint64_t
 
 /* kvm.c */
 int vsp_kvm_fd(void);
+/* Whether registers can be handed to KVM_RUN through kvm_run->s.regs instead of an ioctl. */
+bool vsp_kvm_sync_regs(void);
 int vsp_vm_create(struct vsp_vm *vm, uint64_t mem_size);
 void vsp_vm_destroy(struct vsp_vm *vm);
 /* Turns on KVM's dirty log for guest memory (sticky, manual-protect mode where available). */
