@@ -32,7 +32,7 @@ Options:
   --data-dir <dir>    state directory (env VESPID_DATA_DIR, default ./.vespid)
   -h, --help          this text
 
-Other settings: VESPID_HOST, VESPID_RUNNER_CAPACITY, VESPID_LOG_LEVEL (see README.md).`;
+Other settings: VESPID_HOST, VESPID_RUNNER_CAPACITY, VESPID_POOL_MB, VESPID_LOG_LEVEL (see README.md).`;
 
 class UsageError extends Error {}
 
@@ -118,7 +118,7 @@ async function startComponents(mode: Mode, config: Config, nc: NatsConnection, l
   // are imported on demand: a runner machine need not load the HTTP stack, nor a gateway the engine.
   if (mode === "all" || mode === "runner") {
     const { startRunner } = await import("../runner/index.ts");
-    const runner = await startRunner({ nc, dataDir: config.dataDir, capacity: config.runnerCapacity, logger });
+    const runner = await startRunner({ nc, dataDir: config.dataDir, capacity: config.runnerCapacity, poolMb: config.poolMb, logger });
     closers.push({ name: "runner", close: runner.close });
     started.runner = runner;
   }

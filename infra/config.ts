@@ -15,6 +15,8 @@ export const DEFAULT_DATA_DIR = ".vespid";
 export const DEFAULT_LOG_LEVEL: LogLevel = "info";
 /** Invocations one runner runs at once (count); one per CPU, as each occupies a vCPU thread. */
 export const DEFAULT_RUNNER_CAPACITY = availableParallelism();
+/** Memory a runner's engine keeps for snapshots and idle VMs (MiB); least recently used go first. */
+export const DEFAULT_POOL_MB = 2048;
 
 export interface Config {
   port: number;
@@ -24,6 +26,7 @@ export interface Config {
   /** Undefined: run an embedded nats-server. */
   natsUrl: string | undefined;
   runnerCapacity: number;
+  poolMb: number;
   logLevel: LogLevel;
 }
 
@@ -34,6 +37,7 @@ const VARIABLES = {
   VESPID_DATA_DIR: "--data-dir",
   NATS_URL: "--nats",
   VESPID_RUNNER_CAPACITY: undefined,
+  VESPID_POOL_MB: undefined,
   VESPID_LOG_LEVEL: undefined,
 } as const;
 export type ConfigVariable = keyof typeof VARIABLES;
@@ -66,6 +70,7 @@ const EnvSchema = z.object({
       .optional(),
   ),
   VESPID_RUNNER_CAPACITY: z.preprocess(unsetIfEmpty, wholeNumber(1, 1024).optional()),
+  VESPID_POOL_MB: z.preprocess(unsetIfEmpty, wholeNumber(16, 1024 * 1024).optional()),
   VESPID_LOG_LEVEL: z.preprocess(unsetIfEmpty, z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }).optional()),
 });
 
@@ -87,6 +92,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: resolve(v.VESPID_DATA_DIR ?? DEFAULT_DATA_DIR),
     natsUrl: v.NATS_URL,
     runnerCapacity: v.VESPID_RUNNER_CAPACITY ?? DEFAULT_RUNNER_CAPACITY,
+    poolMb: v.VESPID_POOL_MB ?? DEFAULT_POOL_MB,
     logLevel: v.VESPID_LOG_LEVEL ?? DEFAULT_LOG_LEVEL,
   };
 }

@@ -21,6 +21,8 @@ export interface RunnerOptions {
   dataDir: string;
   /** Invocations run at once. */
   capacity: number;
+  /** Memory for the engine's snapshots and idle VMs, MiB (engine default when absent). */
+  poolMb?: number;
   /** Defaults to hostname-pid-random. */
   runnerId?: string;
   logger: pino.Logger;
@@ -42,7 +44,11 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
   const [actions, activations] = await Promise.all([kvm.open(ACTIONS_BUCKET), kvm.open(ACTIVATIONS_BUCKET)]);
   // Loaded only when no substitute is given: the native engine maps a shared library and the
   // image store needs the guest toolchain, neither of which tests with substitutes should require.
-  const engine = opts.engine ?? (await import("./engine-native.ts")).openNativeEngine({ logLimit: LOG_LIMIT_BYTES, threads: opts.capacity });
+  const engine = opts.engine ?? (await import("./engine-native.ts")).openNativeEngine({
+    logLimit: LOG_LIMIT_BYTES,
+    threads: opts.capacity,
+    ...(opts.poolMb !== undefined && { poolBudget: opts.poolMb * 1024 * 1024 }),
+  });
   const images = opts.images ?? (await import("./image-store.ts")).createImageStore({ dataDir: opts.dataDir, logger });
 
   const deps = { actions, images, engine, recorder: new ActivationRecorder(opts.nc, activations, logger), logger };

@@ -230,3 +230,21 @@ const char *vespid_main(const char *params) {
   });
   t.is(o.logs.map((l) => l.text).join("|"), "built 11 fields");
 });
+
+test.serial("snapshots beyond the pool's memory budget are evicted, least recently used first", async (t) => {
+  const small = openNativeEngine({ poolBudget: 8 << 20 });
+  try {
+    const before = small.stats();
+    const runs = [];
+    for (let i = 0; i < 12; i++) runs.push(await action("nodejs", `function main(p) { return { i: ${i}, p }; }`));
+    for (const [i, run] of runs.entries()) t.deepEqual(json(await run({ i })), { i, p: { i } });
+    const after = small.stats();
+    t.true(after.evictions > before.evictions, "something was evicted");
+    t.true(after.bytes <= 8 << 20, `${after.bytes} bytes kept`);
+    const again = await runs[0]!({ again: true });
+    t.true(again.coldStart, "the oldest snapshot was evicted and is taken again");
+    t.deepEqual(json(again), { i: 0, p: { again: true } });
+  } finally {
+    openNativeEngine({ poolBudget: 0 }); // back to the default for the other tests
+  }
+});

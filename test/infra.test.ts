@@ -9,7 +9,7 @@ import { connect } from "@nats-io/transport-node";
 import { jetstreamManager, RetentionPolicy, StorageType, DiscardPolicy } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { ACTIONS_BUCKET, ACTIVATIONS_BUCKET, AUTH_BUCKET, INVOCATIONS_STREAM, fromSubjectToken, subjectToken } from "../contracts/index.ts";
-import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_PORT, DEFAULT_RUNNER_CAPACITY, loadConfig } from "../infra/config.ts";
+import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_POOL_MB, DEFAULT_PORT, DEFAULT_RUNNER_CAPACITY, loadConfig } from "../infra/config.ts";
 import { connectNats } from "../infra/connect.ts";
 import { findNatsServer, startLocalNats } from "../infra/nats-server.ts";
 import { ACTIVATION_TTL_MS, provision } from "../infra/provision.ts";
@@ -56,6 +56,7 @@ test("config: defaults when nothing is set", (t) => {
     dataDir: join(process.cwd(), DEFAULT_DATA_DIR),
     natsUrl: undefined,
     runnerCapacity: DEFAULT_RUNNER_CAPACITY,
+    poolMb: DEFAULT_POOL_MB,
     logLevel: DEFAULT_LOG_LEVEL,
   });
   t.is(config.port, 8989);
@@ -69,9 +70,10 @@ test("config: values from the environment; empty means unset", (t) => {
     VESPID_DATA_DIR: "/srv/vespid",
     NATS_URL: "nats://a:4222,nats://b:4222",
     VESPID_RUNNER_CAPACITY: "7",
+    VESPID_POOL_MB: "512",
     VESPID_LOG_LEVEL: "debug",
   });
-  t.deepEqual(config, { port: 0, host: "0.0.0.0", dataDir: "/srv/vespid", natsUrl: "nats://a:4222,nats://b:4222", runnerCapacity: 7, logLevel: "debug" });
+  t.deepEqual(config, { port: 0, host: "0.0.0.0", dataDir: "/srv/vespid", natsUrl: "nats://a:4222,nats://b:4222", runnerCapacity: 7, poolMb: 512, logLevel: "debug" });
   t.is(loadConfig({ NATS_URL: "", VESPID_PORT: "" }).natsUrl, undefined);
   t.is(loadConfig({ VESPID_DATA_DIR: "rel/dir" }).dataDir, join(process.cwd(), "rel/dir"));
 });
@@ -85,6 +87,7 @@ for (const [name, value] of [
   ["NATS_URL", "http://example/x"],
   ["VESPID_RUNNER_CAPACITY", "0"],
   ["VESPID_RUNNER_CAPACITY", "many"],
+  ["VESPID_POOL_MB", "8"],
   ["VESPID_LOG_LEVEL", "loud"],
 ] as const) {
   test(`config: ${name}=${value} is refused, naming the variable`, (t) => {
