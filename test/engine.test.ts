@@ -56,15 +56,19 @@ static __attribute__((noinline)) int stack_read(void) { volatile unsigned long l
 const char *vespid_main(const char *params) {
     static char out[512];
     unsigned long r15, xmm_lo;
+    unsigned int mxcsr;
+    unsigned short fpu_cw;
     __asm__ volatile("mov %%r15, %0" : "=r"(r15));
     __asm__ volatile("movq %%xmm7, %0" : "=r"(xmm_lo));
+    __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
+    __asm__ volatile("fnstcw %0" : "=m"(fpu_cw));
     char *heap = malloc(64);
     int heap_secret = memcmp(heap, "HEAPSECRET", 10) == 0;
     int static_secret = strcmp(secret_static, "STATICSECRET") == 0;
     int stack_secret = stack_read();
     counter++;
-    snprintf(out, sizeof out, "{\\"counter\\": %d, \\"heap\\": %d, \\"static\\": %d, \\"stack\\": %d, \\"r15\\": %lu, \\"xmm7\\": %lu}",
-             counter, heap_secret, static_secret, stack_secret, r15, xmm_lo);
+    snprintf(out, sizeof out, "{\\"counter\\": %d, \\"heap\\": %d, \\"static\\": %d, \\"stack\\": %d, \\"r15\\": %lu, \\"xmm7\\": %lu, \\"mxcsr\\": %u, \\"fpu_cw\\": %u}",
+             counter, heap_secret, static_secret, stack_secret, r15, xmm_lo, mxcsr, fpu_cw);
     if (strstr(params, "write")) {
         strcpy(heap, "HEAPSECRET");
         strcpy(secret_static, "STATICSECRET");
@@ -73,6 +77,9 @@ const char *vespid_main(const char *params) {
         /* Left in the registers at the end of the call: the result path never returns here, so
          * nothing needs them intact (hence no clobbers declared). */
         unsigned long marker = 0x5ec7e75ec7e7ull;
+        unsigned int round_down = (mxcsr & ~0x6000u) | 0x2000u; /* SSE rounding toward -inf */
+        unsigned short x87_round_up = (unsigned short)((fpu_cw & ~0x0c00u) | 0x0800u);
+        __asm__ volatile("ldmxcsr %0; fldcw %1" :: "m"(round_down), "m"(x87_round_up));
         __asm__ volatile("mov %0, %%r15; movq %0, %%xmm7" :: "r"(marker));
         vespid_return(out, n);
     }
@@ -93,6 +100,8 @@ test("C: statics, heap, stack and registers of one call are gone in the next, fr
     t.not(r.xmm7, 0x5ec7e75ec7e7, "no SSE register left over");
     t.is(r.r15, first.r15, "registers as in the snapshot");
     t.is(r.xmm7, first.xmm7, "SSE state as in the snapshot");
+    t.is(r.mxcsr, first.mxcsr, "SSE control (rounding mode) as in the snapshot");
+    t.is(r.fpu_cw, first.fpu_cw, "x87 control word as in the snapshot");
   }
 });
 

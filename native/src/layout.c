@@ -160,6 +160,7 @@ static int set_cpu_state(struct vsp_vm *vm, uint64_t rip, uint64_t rsp)
 	if (ioctl(vm->vcpu_fd, KVM_SET_REGS, &regs) < 0)
 		return -errno;
 
+	/* x87 control word as after FNINIT; MXCSR keeps its reset value 0x1f80 (KVM_SET_FPU ignores it). */
 	struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
 	if (ioctl(vm->vcpu_fd, KVM_SET_FPU, &fpu) < 0)
 		return -errno;

@@ -21,7 +21,11 @@ struct vsp_snapshot {
 	uint8_t *data;         /* their contents, PAGE bytes each, in the same order */
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
-	struct kvm_fpu fpu;
+	/*
+	 * x87/SSE state as XSAVE: KVM_SET_FPU would restore the registers but not MXCSR (it never
+	 * writes that field), so a call that changed the SSE rounding mode would pass it on.
+	 */
+	struct kvm_xsave xsave;
 	struct vsp_mm mm;
 	struct vsp_image *image;
 };
@@ -72,7 +76,7 @@ int vsp_snapshot_capture(struct vsp_vm *vm, struct vsp_snapshot **out)
 	s->mem_size = vm->mem_size;
 	s->image = vsp_image_ref(vm->image);
 	if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &s->regs) < 0 || ioctl(vm->vcpu_fd, KVM_GET_SREGS, &s->sregs) < 0 ||
-	    ioctl(vm->vcpu_fd, KVM_GET_FPU, &s->fpu) < 0) {
+	    ioctl(vm->vcpu_fd, KVM_GET_XSAVE, &s->xsave) < 0) {
 		r = -errno;
 		goto fail;
 	}
@@ -143,7 +147,7 @@ uint64_t vsp_snapshot_vm_bytes(const struct vsp_snapshot *s)
 static int set_cpu(const struct vsp_snapshot *s, struct vsp_vm *vm)
 {
 	if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &s->sregs) < 0 || ioctl(vm->vcpu_fd, KVM_SET_REGS, &s->regs) < 0 ||
-	    ioctl(vm->vcpu_fd, KVM_SET_FPU, &s->fpu) < 0)
+	    ioctl(vm->vcpu_fd, KVM_SET_XSAVE, &s->xsave) < 0)
 		return -errno;
 	return 0;
 }
@@ -185,7 +189,7 @@ static int64_t find_page(const struct vsp_snapshot *s, uint64_t p)
  * The CPU state a restore must put back, with as few vCPU ioctls (~7 µs each on kvm_pvm) as it
  * can: segment registers only if the host changed them (a guest at CPL 3 cannot, and a fault
  * would have ended the call and the VM with it); general registers through kvm_run's sync area,
- * which the next KVM_RUN loads; x87/SSE state with KVM_SET_FPU.
+ * which the next KVM_RUN loads; x87/SSE state (MXCSR included) with KVM_SET_XSAVE.
  */
 static int put_back_cpu(const struct vsp_snapshot *s, struct vsp_vm *vm)
 {
@@ -200,7 +204,7 @@ static int put_back_cpu(const struct vsp_snapshot *s, struct vsp_vm *vm)
 	} else if (ioctl(vm->vcpu_fd, KVM_SET_REGS, &s->regs) < 0) {
 		return -errno;
 	}
-	return ioctl(vm->vcpu_fd, KVM_SET_FPU, &s->fpu) < 0 ? -errno : 0;
+	return ioctl(vm->vcpu_fd, KVM_SET_XSAVE, &s->xsave) < 0 ? -errno : 0;
 }
 
 int vsp_snapshot_restore(const struct vsp_snapshot *s, struct vsp_vm *vm)
