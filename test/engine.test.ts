@@ -257,3 +257,23 @@ test.serial("snapshots beyond the pool's memory budget are evicted, least recent
     openNativeEngine({ poolBudget: 0 }); // back to the default for the other tests
   }
 });
+
+test("a call that reloads a segment register does not break the next one", async (t) => {
+  // Loading %fs with a selector resets its base, which musl's thread pointer lives in: the next
+  // call's first TLS access (errno) would fault if the segment state were not put back.
+  const run = await action("c", String.raw`#include <errno.h>
+#include <string.h>
+#include <vespid.h>
+const char *vespid_main(const char *params) {
+    errno = 7;
+    if (strstr(params, "clobber")) {
+        unsigned short zero = 0;
+        __asm__ volatile("mov %0, %%fs" :: "r"(zero));
+        vespid_return("{\"clobbered\": true}", 19);
+    }
+    return "{\"ok\": true}";
+}`);
+  t.deepEqual(json(await run("first")), { ok: true });
+  t.deepEqual(json(await run("clobber")), { clobbered: true });
+  t.deepEqual(json(await run("after")), { ok: true });
+});

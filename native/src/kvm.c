@@ -104,6 +104,9 @@ int vsp_vm_create(struct vsp_vm *vm, uint64_t mem_size)
 		goto fail_errno;
 	}
 	vm->run_size = run_size;
+	/* Every exit leaves the segment registers in kvm_run for free: a restore compares, not reads. */
+	if (vsp_kvm_sync_regs())
+		vm->run->kvm_valid_regs = KVM_SYNC_X86_SREGS;
 
 	if (ioctl(vm->vcpu_fd, KVM_SET_CPUID2, supported_cpuid) < 0)
 		goto fail_errno;

@@ -185,15 +185,31 @@ static int64_t find_page(const struct vsp_snapshot *s, uint64_t p)
 	return lo < s->npages && s->pages[lo] == p ? (int64_t)lo : -1;
 }
 
+/* Whether the segment state the last exit left in kvm_run differs from the snapshot's. */
+static bool sregs_differ(const struct vsp_snapshot *s, const struct vsp_vm *vm)
+{
+	const struct kvm_sregs *now = &vm->run->s.regs.sregs, *then = &s->sregs;
+	if (!vsp_kvm_sync_regs() || vm->sregs_changed)
+		return true;
+	/* What a guest can change from CPL 3: selectors (and with them bases) of its data segments. */
+	const struct kvm_segment *a[] = { &now->cs, &now->ds, &now->es, &now->fs, &now->gs, &now->ss };
+	const struct kvm_segment *b[] = { &then->cs, &then->ds, &then->es, &then->fs, &then->gs, &then->ss };
+	for (int i = 0; i < 6; i++)
+		if (memcmp(a[i], b[i], sizeof(*a[i])) != 0)
+			return true;
+	return now->cr0 != then->cr0 || now->cr3 != then->cr3 || now->cr4 != then->cr4 || now->efer != then->efer;
+}
+
 /*
  * The CPU state a restore must put back, with as few vCPU ioctls (~7 µs each on kvm_pvm) as it
- * can: segment registers only if the host changed them (a guest at CPL 3 cannot, and a fault
- * would have ended the call and the VM with it); general registers through kvm_run's sync area,
- * which the next KVM_RUN loads; x87/SSE state (MXCSR included) with KVM_SET_XSAVE.
+ * can: segment registers only when they differ from the snapshot's (a guest at CPL 3 can reload
+ * its data segment selectors, and the host changes FS base for arch_prctl); general registers
+ * through kvm_run's sync area, which the next KVM_RUN loads; x87/SSE state, MXCSR included, with
+ * KVM_SET_XSAVE.
  */
 static int put_back_cpu(const struct vsp_snapshot *s, struct vsp_vm *vm)
 {
-	if (vm->sregs_changed) {
+	if (sregs_differ(s, vm)) {
 		if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &s->sregs) < 0)
 			return -errno;
 		vm->sregs_changed = false;
