@@ -1,7 +1,7 @@
 // Latency of one blocking invocation through the whole platform (HTTP → gateway → JetStream →
 // scheduler → runner → virtine → KV → reply), C echo and JS echo, against two baselines measured
-// in the same run: the engine alone (same virtine work, no platform) and the HTTP floor (an
-// authenticated GET that touches no NATS).
+// in the same run: the engine alone (same virtine work from the same snapshot, no platform) and the
+// HTTP floor (a GET that touches no NATS).
 //   node --import=tsx bench/invoke-latency.ts [iterations=100]
 import { openNativeEngine } from "../runner/engine-native.ts";
 import { createImageStore } from "../runner/image-store.ts";
@@ -61,7 +61,10 @@ try {
     if (!built.ok) throw new Error(built.error);
     const init = kind === "nodejs" ? Buffer.from(code) : new Uint8Array();
     const engineOnly = await measure(async () => {
-      const o = await engine.run({ image: built.image, init, params: JSON.stringify(params), memoryMb: 256, timeoutMs: 60_000 });
+      // As the runner calls it: from the snapshot of this code.
+      const o = await engine.run({
+        image: built.image, init, params: JSON.stringify(params), memoryMb: 256, timeoutMs: 60_000, snapshotKey: built.codeHash,
+      });
       if (o.status !== "ok") throw new Error(`${name}: ${o.status} ${o.error}`);
     });
     report(`${kind} echo, engine alone`, engineOnly);
