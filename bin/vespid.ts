@@ -19,6 +19,7 @@ const MODES = ["all", "gateway", "scheduler", "runner"] as const;
 type Mode = (typeof MODES)[number];
 
 const USAGE = `Usage: vespid [all|gateway|scheduler|runner] [options]
+       vespid admin <command>   (namespaces, keys, limits: vespid admin --help)
 
   all         (default) the whole platform in one process: an embedded nats-server unless
               --nats or NATS_URL is given, the HTTP gateway, a scheduler and a runner
@@ -32,7 +33,7 @@ Options:
   --data-dir <dir>    state directory (env VESPID_DATA_DIR, default ./.vespid)
   -h, --help          this text
 
-Other settings: VESPID_HOST, VESPID_RUNNER_CAPACITY, VESPID_POOL_MB, VESPID_LOG_LEVEL (see README.md).`;
+Other settings: VESPID_ACTIVATION_RETENTION, VESPID_NAMESPACE_CONCURRENT, VESPID_NAMESPACE_PER_MINUTE, VESPID_HOST, VESPID_RUNNER_CAPACITY, VESPID_POOL_MB, VESPID_LOG_LEVEL (see README.md).`;
 
 class UsageError extends Error {}
 
@@ -96,7 +97,7 @@ async function start(mode: Mode, config: Config, logger: Logger, closers: Closer
     if (!shuttingDown) fail(logger, closers, new Error(`the NATS connection closed${err ? `: ${err.message}` : ""}`));
   });
   // Every mode provisions, so components can be started in any order.
-  await provision(nc);
+  await provision(nc, { activationRetentionMs: config.activationRetentionMs });
 
   const { gateway, runner } = await startComponents(mode, config, nc, logger, closers);
   logger.info({ mode, nats: natsUrl }, "vespid is ready");
@@ -129,7 +130,7 @@ async function startComponents(mode: Mode, config: Config, nc: NatsConnection, l
   }
   if (mode === "all" || mode === "gateway") {
     const { startGateway } = await import("../gateway/index.ts");
-    const gateway = await startGateway({ nc, port: config.port, host: config.host, dataDir: config.dataDir, logger });
+    const gateway = await startGateway({ nc, port: config.port, host: config.host, dataDir: config.dataDir, logger, namespaceLimits: config.namespaceLimits });
     closers.push({ name: "gateway", close: gateway.close });
     started.gateway = gateway;
   }
@@ -190,6 +191,11 @@ function fail(logger: Logger, closers: Closer[], err: Error): void {
 }
 
 async function main(): Promise<void> {
+  // `admin` is a client of a running platform, not a component: it has its own parser (admin/cli.ts).
+  if (process.argv[2] === "admin") {
+    const { runAdmin } = await import("../admin/cli.ts");
+    process.exit(await runAdmin(process.argv.slice(3)));
+  }
   let commandLine;
   try {
     commandLine = parseCommandLine(process.argv.slice(2));

@@ -29,6 +29,10 @@ export const resultSubject = (gatewayId: string, activationId: string): string =
 export const ACTIONS_BUCKET = "vespid_actions";
 export const ACTIVATIONS_BUCKET = "vespid_activations";
 export const AUTH_BUCKET = "vespid_auth";
+/** Packages, under `<namespace>.<package>`. */
+export const PACKAGES_BUCKET = "vespid_packages";
+/** Every stored version of every action, under `<namespace>.<name>.<version>` (bounded per action). */
+export const ACTION_VERSIONS_BUCKET = "vespid_action_versions";
 
 /**
  * KV keys and subject tokens allow only [A-Za-z0-9_-] safely, while entity names allow more
@@ -56,3 +60,32 @@ export function fromSubjectToken(token: string): string {
 /** Key of an action in ACTIONS_BUCKET: `<namespace>.<name>`, both encoded. */
 export const actionKey = (namespace: string, name: string): string =>
   `${subjectToken(namespace)}.${subjectToken(name)}`;
+
+/**
+ * Key of an activation record in ACTIVATIONS_BUCKET: `<namespace>.<activationId>`. The namespace
+ * comes first so one namespace's records are the key filter `<namespace>.>` (listing), and a
+ * lookup by id is only ever made within the caller's namespace.
+ */
+export const activationKey = (namespace: string, activationId: string): string =>
+  `${subjectToken(namespace)}.${activationId}`;
+/** Key filter matching every activation record of `namespace`. */
+export const activationKeyFilter = (namespace: string): string => `${subjectToken(namespace)}.>`;
+
+/** Key of a package in PACKAGES_BUCKET: `<namespace>.<package>`, both encoded. */
+export const packageKey = (namespace: string, name: string): string =>
+  `${subjectToken(namespace)}.${subjectToken(name)}`;
+
+/** Key of one version of an action in ACTION_VERSIONS_BUCKET. */
+export const actionVersionKey = (namespace: string, name: string, version: string): string =>
+  `${actionKey(namespace, name)}.${subjectToken(version)}`;
+
+/** Namespaces (and their invocation limits), under the encoded namespace name. */
+export const NAMESPACES_BUCKET = "vespid_namespaces";
+/**
+ * Invocation counts each gateway publishes for the namespace limits, under
+ * `<namespace>.<gatewayId>`; entries of a gateway that stopped refreshing them expire (bucket TTL).
+ */
+export const LIMIT_COUNTS_BUCKET = "vespid_limit_counts";
+export const namespaceKey = (namespace: string): string => subjectToken(namespace);
+export const limitCountKey = (namespace: string, gatewayId: string): string =>
+  `${subjectToken(namespace)}.${gatewayId}`;

@@ -10,25 +10,73 @@ export const EntityName = z
   .regex(/^[A-Za-z0-9_][A-Za-z0-9_@. -]*$/, "must start with a letter, digit or _ and contain only letters, digits, _ @ . - and spaces")
   .refine((s) => !s.endsWith(" "), "must not end with a space");
 
+/** The runtimes a runner builds images for (what BuildRequest and the image store speak). */
 export const ActionKind = z.enum(["nodejs", "c"]);
 export type ActionKind = z.infer<typeof ActionKind>;
+
+/**
+ * Kinds a user may give for code: `nodejs:default` and `nodejs:20` are OpenWhisk's names and are
+ * stored as given (clients read them back) but run on the one JS image.
+ */
+export const CodeKind = z.enum(["nodejs", "nodejs:default", "nodejs:20", "c"]);
+export type CodeKind = z.infer<typeof CodeKind>;
+export const runtimeOf = (kind: CodeKind): ActionKind => (kind === "c" ? "c" : "nodejs");
+
+/** OpenWhisk's `[{key, value}]` lists (parameters, annotations). */
+export const KeyValue = z
+  .object({
+    key: z.string().min(1).max(256),
+    value: z.unknown().refine((v) => v !== undefined, "value is required"),
+  })
+  .strict();
+export type KeyValue = z.infer<typeof KeyValue>;
+export const KeyValues = z.array(KeyValue).max(1000);
+
+/** `[{key, value}]` → object; a later key overrides an earlier one, as OpenWhisk merges them. */
+export const keyValuesToObject = (list: readonly KeyValue[]): Record<string, unknown> =>
+  Object.fromEntries(list.map(({ key, value }) => [key, value]));
 
 export const ActionLimits = z.object({
   /** Wall-clock limit of one invocation, in ms. */
   timeout: z.number().int().min(100).max(300_000).default(60_000),
   /** Guest memory, in MiB. */
   memory: z.number().int().min(16).max(512).default(256),
+  /** Log bytes kept per activation, in MB (OpenWhisk's range; the runner also caps at 1 MiB). */
+  logs: z.number().int().min(0).max(10).default(10),
 });
 export type ActionLimits = z.infer<typeof ActionLimits>;
 
 /** What a user sends in `PUT .../actions/{name}`. */
+export const CodeExec = z
+  .object({
+    kind: CodeKind,
+    code: z.string().min(1, "code must not be empty").max(4 * 1024 * 1024),
+    /** OpenWhisk clients send `binary: false` for source code; binaries are not supported. */
+    binary: z.literal(false).optional(),
+  })
+  .strict();
+/** A fully qualified action name as OpenWhisk writes components: `/ns/action` or `/ns/pkg/action`. */
+export const QualifiedActionName = z
+  .string()
+  .max(1024)
+  .regex(/^\/[^/]+\/[^/]+(\/[^/]+)?$/, "must be /namespace/action or /namespace/package/action");
+export const SequenceExec = z
+  .object({ kind: z.literal("sequence"), components: z.array(QualifiedActionName).min(1).max(50) })
+  .strict();
+export const ExecPut = z.discriminatedUnion("kind", [CodeExec, SequenceExec]);
+
 export const ActionPut = z
   .object({
-    exec: z.object({
-      kind: ActionKind,
-      code: z.string().min(1, "code must not be empty").max(4 * 1024 * 1024),
-    }).strict(),
+    /** Required to create; an update without it keeps the code. */
+    exec: ExecPut.optional(),
     limits: ActionLimits.partial().optional(),
+    parameters: KeyValues.optional(),
+    annotations: KeyValues.optional(),
+    publish: z.boolean().optional(),
+    // OpenWhisk clients echo these back on update; they must match the path, so they are ignored.
+    namespace: z.string().optional(),
+    name: z.string().optional(),
+    version: z.string().optional(),
   })
   .strict();
 export type ActionPut = z.infer<typeof ActionPut>;
@@ -38,8 +86,15 @@ export const Action = z.object({
   namespace: z.string(),
   name: z.string(),
   version: z.string(),
-  exec: z.object({ kind: ActionKind, code: z.string(), binary: z.boolean().default(false) }),
-  limits: z.object({ timeout: z.number().int(), memory: z.number().int() }),
+  exec: z.union([
+    z.object({ kind: CodeKind, code: z.string(), binary: z.boolean().default(false) }),
+    z.object({ kind: z.literal("sequence"), components: z.array(z.string()) }),
+  ]),
+  limits: z.object({ timeout: z.number().int(), memory: z.number().int(), logs: z.number().int().default(10) }),
+  /** Default parameters; invoke parameters override them. */
+  parameters: z.array(KeyValue).default([]),
+  annotations: z.array(KeyValue).default([]),
+  publish: z.boolean().default(false),
   /** Content hash of the code (and kind), names the compiled guest image in runner caches. */
   codeHash: z.string(),
   updated: z.number().int(),
@@ -58,6 +113,19 @@ export const InvocationEvent = z.object({
   replyTo: z.string().optional(),
   /** Epoch ms when the event was published (waitTime is measured from it). */
   published: z.number().int(),
+  /**
+   * The stored action to run when it is not the current `namespace/name`: a pinned version
+   * (`?version=`) or the action behind a package binding. `params` already hold its defaults.
+   */
+  target: z.object({ namespace: z.string(), name: z.string(), version: z.string().optional() }).optional(),
+  /**
+   * Set for a sequence: its components, resolved by the gateway (packages, bindings, nested
+   * sequences flattened) with each one's default parameters; the runner runs them in order.
+   */
+  sequence: z
+    .array(z.object({ namespace: z.string(), name: z.string(), version: z.string(), params: z.record(z.string(), z.unknown()) }))
+    .max(50)
+    .optional(),
 });
 export type InvocationEvent = z.infer<typeof InvocationEvent>;
 
@@ -75,6 +143,10 @@ export const Activation = z.object({
   namespace: z.string(),
   name: z.string(),
   version: z.string(),
+  /** Who invoked it; OpenWhisk puts the key's subject here, Vespid the caller's namespace. */
+  subject: z.string().optional(),
+  /** For a sequence's component: the sequence's activation id, as OpenWhisk's `cause`. */
+  cause: z.string().optional(),
   start: z.number().int(),
   end: z.number().int(),
   duration: z.number().int(),
@@ -88,6 +160,37 @@ export const Activation = z.object({
   annotations: z.array(z.object({ key: z.string(), value: z.unknown() })),
 });
 export type Activation = z.infer<typeof Activation>;
+
+/** A binding names the package it stands for. */
+export const PackageRef = z.object({ namespace: EntityName, name: EntityName }).strict();
+
+/** What a user sends in `PUT .../packages/{name}`. */
+export const PackagePut = z
+  .object({
+    parameters: KeyValues.optional(),
+    annotations: KeyValues.optional(),
+    publish: z.boolean().optional(),
+    /** OpenWhisk sends `{}` for "not a binding". */
+    binding: z.union([PackageRef, z.object({}).strict()]).optional(),
+    namespace: z.string().optional(),
+    name: z.string().optional(),
+    version: z.string().optional(),
+  })
+  .strict();
+export type PackagePut = z.infer<typeof PackagePut>;
+
+/** A package as stored in PACKAGES_BUCKET under `<ns>.<name>`. */
+export const Package = z.object({
+  namespace: z.string(),
+  name: z.string(),
+  version: z.string(),
+  publish: z.boolean(),
+  parameters: z.array(KeyValue),
+  annotations: z.array(KeyValue),
+  binding: PackageRef.optional(),
+  updated: z.number().int(),
+});
+export type Package = z.infer<typeof Package>;
 
 /** Sent by each runner on RUNNER_HEARTBEAT_SUBJECT. */
 export const RunnerHeartbeat = z.object({
@@ -146,3 +249,35 @@ export function decodeMessage<T extends z.ZodType>(
   }
   return schema.safeParse(value);
 }
+
+/**
+ * A namespace's invocation limits: invocations running at once and started per minute. OpenWhisk's
+ * defaults are 100 and 120; Vespid's embedded defaults are far higher (infra/config.ts) so a load
+ * test on one machine is not throttled.
+ */
+export const NamespaceLimits = z
+  .object({
+    concurrent: z.number().int().min(0).max(1_000_000),
+    perMinute: z.number().int().min(0).max(100_000_000),
+  })
+  .strict();
+export type NamespaceLimits = z.infer<typeof NamespaceLimits>;
+
+/** A namespace in NAMESPACES_BUCKET; `limits` absent means the platform defaults. */
+export const NamespaceRecord = z.object({
+  name: z.string(),
+  created: z.number().int(),
+  limits: NamespaceLimits.partial().optional(),
+});
+export type NamespaceRecord = z.infer<typeof NamespaceRecord>;
+
+/** What one gateway counted for one namespace, in LIMIT_COUNTS_BUCKET. */
+export const LimitCount = z.object({
+  /** Invocations this gateway started that have not finished. */
+  inflight: z.number().int().nonnegative(),
+  /** The minute (epoch ms / 60000, floored) `started` counts. */
+  minute: z.number().int(),
+  /** Invocations this gateway started in that minute. */
+  started: z.number().int().nonnegative(),
+});
+export type LimitCount = z.infer<typeof LimitCount>;

@@ -42,7 +42,7 @@ export class ActionStore {
   }
 }
 
-async function ifUnchanged(write: () => Promise<unknown>): Promise<boolean> {
+export async function ifUnchanged(write: () => Promise<unknown>): Promise<boolean> {
   try {
     await write();
     return true;

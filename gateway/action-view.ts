@@ -1,23 +1,26 @@
-// Actions as OpenWhisk clients expect to read them.
+// Actions as OpenWhisk clients expect to read them: an action inside a package has namespace
+// `ns/pkg` and its own short name, as OpenWhisk's entity paths do.
 import type { Action } from "../contracts/index.ts";
 
-export function actionView(action: Action) {
-  return {
-    ...actionSummaryView(action),
-    exec: { kind: action.exec.kind, code: action.exec.code, binary: false },
-  };
+export function actionView(action: Action, options: { code?: boolean } = {}) {
+  const exec =
+    action.exec.kind === "sequence"
+      ? { kind: "sequence", components: action.exec.components }
+      : { kind: action.exec.kind, ...(options.code !== false && { code: action.exec.code }), binary: false };
+  return { ...actionSummaryView(action), exec, parameters: action.parameters };
 }
 
 /** What listings show: everything but the code, which can be megabytes per action. */
 export function actionSummaryView(action: Action) {
+  const slash = action.name.indexOf("/");
   return {
-    namespace: action.namespace,
-    name: action.name,
+    namespace: slash < 0 ? action.namespace : `${action.namespace}/${action.name.slice(0, slash)}`,
+    name: slash < 0 ? action.name : action.name.slice(slash + 1),
     version: action.version,
-    publish: false,
+    publish: action.publish,
     exec: { kind: action.exec.kind, binary: false },
     limits: action.limits,
-    annotations: [],
+    annotations: action.annotations,
     updated: action.updated,
   };
 }

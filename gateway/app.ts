@@ -14,13 +14,20 @@ import { errorHandler, notFoundHandler } from "./errors.ts";
 import type { Invoker } from "./invoke.ts";
 import { actionRoutes } from "./routes/actions.ts";
 import { activationRoutes } from "./routes/activations.ts";
+import { docsRoutes } from "./routes/docs.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { namespaceListRoutes } from "./routes/namespaces.ts";
+import { packageRoutes } from "./routes/packages.ts";
+import type { PackageStore } from "./package-store.ts";
+import type { VersionStore } from "./version-store.ts";
 
 export interface GatewayDeps {
   logger: Logger;
   authenticate: Authenticate;
   actions: ActionStore;
   activations: ActivationStore;
+  packages: PackageStore;
+  versions: VersionStore;
   build: BuildCode;
   invoker: Invoker;
   blockingWaitMs: number;
@@ -34,11 +41,14 @@ export function createApp(deps: GatewayDeps): Hono<GatewayEnv> {
   const namespaced = new Hono<GatewayEnv>()
     .use(requireApiKey(deps.authenticate), scopeToCallerNamespace())
     .route("/actions", actionRoutes(deps))
-    .route("/activations", activationRoutes(deps));
+    .route("/activations", activationRoutes(deps))
+    .route("/packages", packageRoutes(deps));
 
   const app = new Hono<GatewayEnv>()
     .use(requestId({ generator: newRequestId }))
     .route("/", healthRoutes(deps))
+    .route("/", docsRoutes())
+    .route("/", namespaceListRoutes(deps))
     .route("/api/v1/namespaces/:namespace", namespaced);
   app.onError(errorHandler(deps.logger));
   app.notFound(notFoundHandler);

@@ -2,6 +2,7 @@
 // invocation events on JetStream.
 import type { NatsConnection } from "@nats-io/transport-node";
 import type pino from "pino";
+import type { NamespaceLimits } from "../contracts/index.ts";
 import { createApp } from "./app.ts";
 import { startHttpServer } from "./http-server.ts";
 import { openGatewayServices } from "./services.ts";
@@ -13,6 +14,10 @@ export interface GatewayOptions {
   host: string;
   dataDir: string;
   logger: pino.Logger;
+  /** How long a blocking invocation waits before answering 202 (ms); OpenWhisk's 60 s by default. */
+  blockingWaitMs?: number;
+  /** Limits of namespaces the admin set none for (default: gateway/limits.ts DEFAULT_NAMESPACE_LIMITS). */
+  namespaceLimits?: NamespaceLimits;
 }
 
 export interface Gateway {
@@ -25,7 +30,7 @@ export interface Gateway {
 
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const logger = opts.logger.child({ component: "gateway" });
-  const services = await openGatewayServices({ nc: opts.nc, dataDir: opts.dataDir, logger });
+  const services = await openGatewayServices({ nc: opts.nc, dataDir: opts.dataDir, logger, blockingWaitMs: opts.blockingWaitMs, namespaceLimits: opts.namespaceLimits });
   const app = createApp(services.deps);
   let http;
   try {

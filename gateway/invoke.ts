@@ -4,12 +4,16 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import { invokeSubject, type Activation, type InvocationEvent } from "../contracts/index.ts";
 import { ApiError } from "./errors.ts";
+import { INFLIGHT_LEASE_MS, type NamespaceLimiter } from "./limits.ts";
 import type { ResultInbox } from "./result-inbox.ts";
 
 export interface InvocationRequest {
   namespace: string;
   name: string;
   params: Record<string, unknown>;
+  /** A binding's or pinned version's stored action, and a sequence's steps (see InvocationEvent). */
+  target?: InvocationEvent["target"];
+  sequence?: InvocationEvent["sequence"];
 }
 
 export interface InvocationOutcome {
@@ -25,15 +29,20 @@ export interface Invoker {
 
 export const newActivationId = (): string => randomBytes(16).toString("hex");
 
-export function createInvoker(js: JetStreamClient, inbox: ResultInbox, logger: Logger): Invoker {
+export function createInvoker(js: JetStreamClient, inbox: ResultInbox, logger: Logger, limiter?: NamespaceLimiter): Invoker {
   return {
     async invoke(request, { waitMs }) {
+      const admission = limiter?.admit(request.namespace);
+      if (admission && !admission.ok) throw new ApiError(429, admission.reason, { "Retry-After": String(admission.retryAfter) });
       const activationId = newActivationId();
       const pending = waitMs === undefined ? undefined : inbox.expect(activationId, waitMs);
+      // The limits count running invocations, so the gateway hears of every end, not only the
+      // blocking callers': the runner (or the scheduler giving up) sends each record to replyTo.
+      if (admission) inbox.onFinished(activationId, admission.release, INFLIGHT_LEASE_MS);
       const event: InvocationEvent = {
         activationId,
         ...request,
-        ...(pending && { replyTo: inbox.replySubject(activationId) }),
+        ...((pending || admission) && { replyTo: inbox.replySubject(activationId) }),
         published: Date.now(),
       };
       try {
@@ -41,6 +50,7 @@ export function createInvoker(js: JetStreamClient, inbox: ResultInbox, logger: L
         await js.publish(invokeSubject(request.namespace), JSON.stringify(event), { msgID: activationId });
       } catch (err) {
         pending?.cancel();
+        inbox.finished(activationId);
         logger.warn({ err, activationId }, "could not queue an invocation");
         throw new ApiError(503, "the invocation could not be queued; try again later", {}, { cause: err });
       }

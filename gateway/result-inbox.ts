@@ -14,6 +14,8 @@ export interface PendingResult {
 
 export class ResultInbox {
   private readonly waiting = new Map<string, (activation: Activation | undefined) => void>();
+  /** Called once when an activation ends (or its lease runs out): the namespace limits' release. */
+  private readonly onEnd = new Map<string, { callback: () => void; lease: NodeJS.Timeout }>();
   private readonly subscription: Subscription;
 
   constructor(
@@ -27,6 +29,7 @@ export class ResultInbox {
         const parsed = decodeMessage(Activation, msg.data);
         if (!parsed.success) return this.logger.warn({ subject: msg.subject }, "ignoring a malformed result");
         this.waiting.get(parsed.data.activationId)?.(parsed.data);
+        this.finished(parsed.data.activationId);
       },
     });
   }
@@ -50,9 +53,26 @@ export class ResultInbox {
     return { result, cancel: () => settle(undefined) };
   }
 
+  /** Runs `callback` when the activation's record arrives, or after `leaseMs` if it never does. */
+  onFinished(activationId: string, callback: () => void, leaseMs: number): void {
+    const lease = setTimeout(() => this.finished(activationId), leaseMs);
+    lease.unref();
+    this.onEnd.set(activationId, { callback, lease });
+  }
+
+  /** The activation ended (or will never start): runs and forgets its onFinished callback. */
+  finished(activationId: string): void {
+    const end = this.onEnd.get(activationId);
+    if (!end) return;
+    this.onEnd.delete(activationId);
+    clearTimeout(end.lease);
+    end.callback();
+  }
+
   /** Releases every waiter (their callers answer 202) and the subscription. */
   close(): void {
     this.subscription.unsubscribe();
     for (const settle of [...this.waiting.values()]) settle(undefined);
+    for (const activationId of [...this.onEnd.keys()]) this.finished(activationId);
   }
 }

@@ -4,15 +4,19 @@ import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { ACTIONS_BUCKET, ACTIVATIONS_BUCKET, AUTH_BUCKET } from "../contracts/index.ts";
+import { ACTION_VERSIONS_BUCKET, ACTIONS_BUCKET, ACTIVATIONS_BUCKET, AUTH_BUCKET, LIMIT_COUNTS_BUCKET, NAMESPACES_BUCKET, PACKAGES_BUCKET, type NamespaceLimits } from "../contracts/index.ts";
 import { ActionStore } from "./action-store.ts";
 import { ActivationStore } from "./activation-store.ts";
 import type { GatewayDeps } from "./app.ts";
 import { createAuthenticator } from "./authenticator.ts";
 import { createBuilder } from "./build.ts";
-import { ensureDefaultApiKey } from "./default-key.ts";
+import { Admin } from "../admin/namespaces.ts";
+import { DEFAULT_NAMESPACE, ensureDefaultApiKey } from "./default-key.ts";
+import { DEFAULT_NAMESPACE_LIMITS, NamespaceLimiter } from "./limits.ts";
 import { createInvoker } from "./invoke.ts";
+import { PackageStore } from "./package-store.ts";
 import { ResultInbox } from "./result-inbox.ts";
+import { VersionStore } from "./version-store.ts";
 
 /** OpenWhisk's blocking invocations wait this long before answering 202 with the id, ms. */
 export const DEFAULT_BLOCKING_WAIT_MS = 60_000;
@@ -22,6 +26,8 @@ export interface GatewayServicesOptions {
   dataDir: string;
   logger: Logger;
   blockingWaitMs?: number;
+  /** Limits of namespaces the admin set none for (gateway/limits.ts DEFAULT_NAMESPACE_LIMITS). */
+  namespaceLimits?: NamespaceLimits;
 }
 
 export interface GatewayServices {
@@ -34,24 +40,44 @@ export interface GatewayServices {
 export async function openGatewayServices(opts: GatewayServicesOptions): Promise<GatewayServices> {
   const { nc, dataDir, logger } = opts;
   const kvm = new Kvm(nc);
-  const [actionsKv, activationsKv, authKv] = await Promise.all([
+  const [actionsKv, activationsKv, authKv, packagesKv, versionsKv] = await Promise.all([
     kvm.open(ACTIONS_BUCKET),
     kvm.open(ACTIVATIONS_BUCKET),
     kvm.open(AUTH_BUCKET),
+    kvm.open(PACKAGES_BUCKET),
+    kvm.open(ACTION_VERSIONS_BUCKET),
   ]);
   const apiKey = await ensureDefaultApiKey(authKv, dataDir, logger);
+  await (await Admin.open(nc)).ensureNamespace(DEFAULT_NAMESPACE);
   // Names this gateway's result subjects; only [A-Za-z0-9_-] so it is a single subject token.
   const gatewayId = `gw-${randomBytes(6).toString("hex")}`;
+  const limiter = new NamespaceLimiter(
+    await kvm.open(NAMESPACES_BUCKET),
+    await kvm.open(LIMIT_COUNTS_BUCKET),
+    gatewayId,
+    opts.namespaceLimits ?? DEFAULT_NAMESPACE_LIMITS,
+    logger,
+  );
+  await limiter.start();
   const inbox = new ResultInbox(nc, gatewayId, logger);
   const deps: GatewayDeps = {
     logger,
     authenticate: createAuthenticator(authKv),
     actions: new ActionStore(actionsKv),
-    activations: new ActivationStore(activationsKv),
+    activations: new ActivationStore(activationsKv, jetstream(nc)),
+    packages: new PackageStore(packagesKv),
+    versions: new VersionStore(versionsKv),
     build: createBuilder(nc),
-    invoker: createInvoker(jetstream(nc), inbox, logger),
+    invoker: createInvoker(jetstream(nc), inbox, logger, limiter),
     blockingWaitMs: opts.blockingWaitMs ?? DEFAULT_BLOCKING_WAIT_MS,
     isConnected: () => !nc.isClosed(),
   };
-  return { deps, apiKey, close: () => inbox.close() };
+  return {
+    deps,
+    apiKey,
+    close: () => {
+      inbox.close();
+      void limiter.close();
+    },
+  };
 }

@@ -18,6 +18,14 @@ export const DEFAULT_RUNNER_CAPACITY = availableParallelism();
 /** Memory a runner's engine keeps for snapshots and idle VMs (MiB); least recently used go first. */
 export const DEFAULT_POOL_MB = 2048;
 
+/**
+ * Invocation limits of a namespace the admin set none for (`vespid admin limits set`). OpenWhisk
+ * uses 100 concurrent and 120 a minute; these are high so a load test on one machine is not
+ * throttled: set real ones per namespace when several teams share a platform.
+ */
+export const DEFAULT_NAMESPACE_CONCURRENT = 10_000;
+export const DEFAULT_NAMESPACE_PER_MINUTE = 1_000_000;
+
 export interface Config {
   port: number;
   host: string;
@@ -28,6 +36,13 @@ export interface Config {
   runnerCapacity: number;
   poolMb: number;
   logLevel: LogLevel;
+  /**
+   * Activation record retention, ms (the activations bucket's max age); undefined when not set,
+   * so the bucket keeps what it has (new buckets: 7 days, infra/provision.ts ACTIVATION_TTL_MS).
+   */
+  activationRetentionMs: number | undefined;
+  /** Default namespace limits: invocations running at once and started per minute. */
+  namespaceLimits: { concurrent: number; perMinute: number };
 }
 
 /** Which environment variable feeds which setting; the CLI flag is named in errors too. */
@@ -39,6 +54,9 @@ const VARIABLES = {
   VESPID_RUNNER_CAPACITY: undefined,
   VESPID_POOL_MB: undefined,
   VESPID_LOG_LEVEL: undefined,
+  VESPID_ACTIVATION_RETENTION: undefined,
+  VESPID_NAMESPACE_CONCURRENT: undefined,
+  VESPID_NAMESPACE_PER_MINUTE: undefined,
 } as const;
 export type ConfigVariable = keyof typeof VARIABLES;
 
@@ -53,6 +71,21 @@ const wholeNumber = (min: number, max: number) => {
     .regex(/^\d+$/, message)
     .transform(Number)
     .refine((n) => n >= min && n <= max, message);
+};
+
+const DURATION_UNITS = { s: 1, m: 60, h: 60 * 60, d: 24 * 60 * 60 } as const;
+
+/** Seconds, written as a whole number of seconds or with a unit: `30`, `30s`, `15m`, `12h`, `7d`. */
+const duration = (minS: number, maxS: number) => {
+  const message = `must be a duration from ${minS}s to ${maxS / (24 * 60 * 60)}d, like 3600, 90s, 15m, 12h or 7d`;
+  return z
+    .string()
+    .regex(/^\d+[smhd]?$/, message)
+    .transform((text) => {
+      const unit = /[smhd]$/.test(text) ? (text.slice(-1) as keyof typeof DURATION_UNITS) : "s";
+      return Number.parseInt(text, 10) * DURATION_UNITS[unit];
+    })
+    .refine((s) => s >= minS && s <= maxS, message);
 };
 
 // An empty variable (`NATS_URL=`) means unset, as in most shells' conventions for "no value".
@@ -72,6 +105,9 @@ const EnvSchema = z.object({
   VESPID_RUNNER_CAPACITY: z.preprocess(unsetIfEmpty, wholeNumber(1, 1024).optional()),
   VESPID_POOL_MB: z.preprocess(unsetIfEmpty, wholeNumber(16, 1024 * 1024).optional()),
   VESPID_LOG_LEVEL: z.preprocess(unsetIfEmpty, z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }).optional()),
+  VESPID_ACTIVATION_RETENTION: z.preprocess(unsetIfEmpty, duration(1, 10 * 365 * 24 * 60 * 60).optional()),
+  VESPID_NAMESPACE_CONCURRENT: z.preprocess(unsetIfEmpty, wholeNumber(0, 1_000_000).optional()),
+  VESPID_NAMESPACE_PER_MINUTE: z.preprocess(unsetIfEmpty, wholeNumber(0, 100_000_000).optional()),
 });
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -94,5 +130,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     runnerCapacity: v.VESPID_RUNNER_CAPACITY ?? DEFAULT_RUNNER_CAPACITY,
     poolMb: v.VESPID_POOL_MB ?? DEFAULT_POOL_MB,
     logLevel: v.VESPID_LOG_LEVEL ?? DEFAULT_LOG_LEVEL,
+    activationRetentionMs: v.VESPID_ACTIVATION_RETENTION === undefined ? undefined : v.VESPID_ACTIVATION_RETENTION * 1000,
+    namespaceLimits: {
+      concurrent: v.VESPID_NAMESPACE_CONCURRENT ?? DEFAULT_NAMESPACE_CONCURRENT,
+      perMinute: v.VESPID_NAMESPACE_PER_MINUTE ?? DEFAULT_NAMESPACE_PER_MINUTE,
+    },
   };
 }

@@ -69,14 +69,22 @@ export interface ActivationInput {
   end: number;
   verdict: Verdict;
   logs?: string[];
+  /**
+   * Set on a cold start (the engine booted the guest and took its snapshot): ms spent in that
+   * call, boot and init included. Recorded as OpenWhisk's `initTime` annotation.
+   */
+  initTime?: number;
+  /** Further annotations appended after the standard ones (e.g. `causedBy`, `topmost` for sequences). */
+  extraAnnotations?: Activation["annotations"];
 }
 
-export function buildActivation({ event, action, start, end, verdict, logs = [] }: ActivationInput): Activation {
+export function buildActivation({ event, action, start, end, verdict, logs = [], initTime, extraAnnotations = [] }: ActivationInput): Activation {
   return {
     activationId: event.activationId,
     namespace: event.namespace,
     name: event.name,
     version: action?.version ?? "0.0.0",
+    subject: event.namespace,
     start,
     end,
     duration: end - start,
@@ -91,11 +99,13 @@ export function buildActivation({ event, action, start, end, verdict, logs = [] 
       ...(action
         ? [
             { key: "kind", value: action.exec.kind },
-            { key: "limits", value: { timeout: action.limits.timeout, memory: action.limits.memory } },
+            { key: "limits", value: { timeout: action.limits.timeout, memory: action.limits.memory, logs: action.limits.logs } },
           ]
         : []),
       { key: "path", value: `${event.namespace}/${event.name}` },
       { key: "waitTime", value: Math.max(0, start - event.published) },
+      ...(initTime !== undefined ? [{ key: "initTime", value: initTime }] : []),
+      ...extraAnnotations,
     ],
   };
 }

@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type pino from "pino";
-import { ACTIONS_BUCKET, ACTIVATIONS_BUCKET, RunnerHeartbeat } from "../contracts/index.ts";
+import { ACTION_VERSIONS_BUCKET, ACTIONS_BUCKET, ACTIVATIONS_BUCKET, RunnerHeartbeat } from "../contracts/index.ts";
 import { serveAssignments } from "./assignments.ts";
 import { serveBuilds } from "./build-service.ts";
 import type { Engine } from "./engine.ts";
@@ -41,7 +41,11 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
   const runnerId = RunnerHeartbeat.shape.runnerId.parse(opts.runnerId ?? newRunnerId());
   const logger = opts.logger.child({ component: "runner", runnerId });
   const kvm = new Kvm(opts.nc);
-  const [actions, activations] = await Promise.all([kvm.open(ACTIONS_BUCKET), kvm.open(ACTIVATIONS_BUCKET)]);
+  const [actions, activations, versions] = await Promise.all([
+    kvm.open(ACTIONS_BUCKET),
+    kvm.open(ACTIVATIONS_BUCKET),
+    kvm.open(ACTION_VERSIONS_BUCKET),
+  ]);
   // Loaded only when no substitute is given: the native engine maps a shared library and the
   // image store needs the guest toolchain, neither of which tests with substitutes should require.
   const engine = opts.engine ?? (await import("./engine-native.ts")).openNativeEngine({
@@ -51,7 +55,7 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
   });
   const images = opts.images ?? (await import("./image-store.ts")).createImageStore({ dataDir: opts.dataDir, logger });
 
-  const deps = { actions, images, engine, recorder: new ActivationRecorder(opts.nc, activations, logger), logger };
+  const deps = { actions, versions, images, engine, recorder: new ActivationRecorder(opts.nc, activations, logger), logger };
   const builds = serveBuilds(opts.nc, images, logger);
   const assignments = serveAssignments(opts.nc, {
     runnerId,

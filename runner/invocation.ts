@@ -2,15 +2,19 @@
 // activation. Every failure ends in a record; nothing here may throw at the caller.
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
-import { Action, actionKey, type Activation, type AssignmentReply, type InvocationEvent } from "../contracts/index.ts";
+import { runtimeOf, type Activation, type AssignmentReply, type InvocationEvent } from "../contracts/index.ts";
 import { buildActivation, developerError, internalError, verdictOf } from "./activation.ts";
 import type { Engine } from "./engine.ts";
 import type { ImageStore } from "./images.ts";
+import { loadAction } from "./load-action.ts";
 import { formatLogs } from "./logs-format.ts";
 import type { ActivationRecorder } from "./recorder.ts";
+import { runSequence } from "./sequence.ts";
 
 export interface InvocationDeps {
   actions: KV;
+  /** ACTION_VERSIONS_BUCKET, for invocations of a pinned version. */
+  versions?: KV;
   images: ImageStore;
   engine: Engine;
   recorder: ActivationRecorder;
@@ -35,24 +39,34 @@ export async function runInvocation(event: InvocationEvent, deps: InvocationDeps
     : { ok: false, error: "the activation record could not be stored", retry: false };
 }
 
-async function execute(event: InvocationEvent, start: number, deps: InvocationDeps): Promise<Activation> {
-  const entry = await deps.actions.get(actionKey(event.namespace, event.name));
+/** Runs one primitive action (or, for a sequence, its components) and builds its record. */
+export async function execute(
+  event: InvocationEvent,
+  start: number,
+  deps: InvocationDeps,
+  extraAnnotations?: Activation["annotations"],
+): Promise<Activation> {
+  const action = await loadAction(event, deps);
   // The gateway checked that the action existed; it was deleted while the invocation was queued.
-  if (!entry || entry.operation !== "PUT") {
+  if (!action) {
     return buildActivation({ event, start, end: Date.now(), verdict: internalError("action no longer exists") });
   }
-  const action = Action.parse(entry.json());
+  if (event.sequence) return runSequence(event, action, start, deps, execute);
+  if (action.exec.kind === "sequence") {
+    return buildActivation({ event, action, start, end: Date.now(), verdict: internalError("the sequence came without its components") });
+  }
 
   // Cached by code hash: only the first invocation on this runner after a change compiles.
-  const image = await deps.images.build(action.exec.kind, action.exec.code);
+  const runtime = runtimeOf(action.exec.kind);
+  const image = await deps.images.build(runtime, action.exec.code);
   if (!image.ok) {
-    return buildActivation({ event, action, start, end: Date.now(), verdict: developerError(image.error) });
+    return buildActivation({ event, action, start, end: Date.now(), verdict: developerError(image.error), extraAnnotations });
   }
 
   const outcome = await deps.engine.run({
     image: image.image,
     // The JS interpreter image reads the action's source at init; a C image has it compiled in.
-    init: action.exec.kind === "nodejs" ? new TextEncoder().encode(action.exec.code) : NO_INIT,
+    init: runtime === "nodejs" ? new TextEncoder().encode(action.exec.code) : NO_INIT,
     params: JSON.stringify(event.params),
     memoryMb: action.limits.memory,
     timeoutMs: action.limits.timeout,
@@ -67,6 +81,10 @@ async function execute(event: InvocationEvent, start: number, deps: InvocationDe
     start,
     end,
     verdict: verdictOf(outcome, action.limits),
-    logs: formatLogs(outcome.logs, outcome.logsTruncated, end),
+    // limits.logs is in MB; only 0 (no logs) changes anything below the runner's own 1 MiB cap.
+    logs: action.limits.logs === 0 ? [] : formatLogs(outcome.logs, outcome.logsTruncated, end),
+    // No separate init phase to time: a cold call's engine time (boot + init + run) stands for it.
+    initTime: outcome.coldStart ? Math.max(1, Math.round(outcome.micros / 1000)) : undefined,
+    extraAnnotations,
   });
 }

@@ -2,7 +2,7 @@
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import type { Activation } from "../contracts/index.ts";
+import { activationKey, type Activation } from "../contracts/index.ts";
 import { fitActivation } from "./activation.ts";
 
 /** Room left in a NATS message for the KV and publish headers, bytes. */
@@ -21,11 +21,11 @@ export class ActivationRecorder {
   async record(activation: Activation, replyTo?: string): Promise<boolean> {
     const maxBytes = (this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD) - HEADER_ROOM;
     const json = JSON.stringify(fitActivation(activation, maxBytes));
-    const { activationId } = activation;
+    const { activationId, namespace } = activation;
     let stored = true;
     try {
       // Stored first, so a caller that gets the result can also read it back by id.
-      await this.activations.put(activationId, json);
+      await this.activations.put(activationKey(namespace, activationId), json);
     } catch (err) {
       stored = false;
       this.logger.error({ err, activationId }, "could not store an activation record");

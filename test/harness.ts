@@ -18,6 +18,10 @@ export interface PlatformOptions {
   runners?: number;
   /** Capacity of each runner (default 2). */
   runnerCapacity?: number;
+  /** Max age of activation records, ms (provision's default: 7 days). */
+  activationRetentionMs?: number;
+  /** How long blocking invocations wait before 202, ms (the gateway's default: 60 s). */
+  blockingWaitMs?: number;
 }
 
 export interface TestResponse {
@@ -71,7 +75,7 @@ export async function startPlatform(opts: PlatformOptions = {}): Promise<Platfor
     closers.push(nats.stop);
     const nc = await connectNats(nats.url, "vespid-test");
     closers.push(() => nc.drain());
-    await provision(nc);
+    await provision(nc, { activationRetentionMs: opts.activationRetentionMs });
 
     const runnerIds: string[] = [];
     for (let i = 0; i < (opts.runners ?? 1); i++) {
@@ -83,7 +87,7 @@ export async function startPlatform(opts: PlatformOptions = {}): Promise<Platfor
     }
     const scheduler = await startScheduler({ nc, logger });
     closers.push(scheduler.close);
-    const gateway = await startGateway({ nc, port: 0, host: "127.0.0.1", dataDir, logger });
+    const gateway = await startGateway({ nc, port: 0, host: "127.0.0.1", dataDir, logger, blockingWaitMs: opts.blockingWaitMs });
     closers.push(gateway.close);
     if (!gateway.apiKey) throw new Error("the gateway made no API key in a fresh data directory");
     const apiKey = gateway.apiKey;

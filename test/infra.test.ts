@@ -9,7 +9,7 @@ import { connect } from "@nats-io/transport-node";
 import { jetstreamManager, RetentionPolicy, StorageType, DiscardPolicy } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { ACTIONS_BUCKET, ACTIVATIONS_BUCKET, AUTH_BUCKET, INVOCATIONS_STREAM, fromSubjectToken, subjectToken } from "../contracts/index.ts";
-import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_POOL_MB, DEFAULT_PORT, DEFAULT_RUNNER_CAPACITY, loadConfig } from "../infra/config.ts";
+import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_NAMESPACE_CONCURRENT, DEFAULT_NAMESPACE_PER_MINUTE, DEFAULT_POOL_MB, DEFAULT_PORT, DEFAULT_RUNNER_CAPACITY, loadConfig } from "../infra/config.ts";
 import { connectNats } from "../infra/connect.ts";
 import { findNatsServer, startLocalNats } from "../infra/nats-server.ts";
 import { ACTIVATION_TTL_MS, provision } from "../infra/provision.ts";
@@ -58,6 +58,8 @@ test("config: defaults when nothing is set", (t) => {
     runnerCapacity: DEFAULT_RUNNER_CAPACITY,
     poolMb: DEFAULT_POOL_MB,
     logLevel: DEFAULT_LOG_LEVEL,
+    activationRetentionMs: undefined,
+    namespaceLimits: { concurrent: DEFAULT_NAMESPACE_CONCURRENT, perMinute: DEFAULT_NAMESPACE_PER_MINUTE },
   });
   t.is(config.port, 8989);
   t.true(config.runnerCapacity >= 1);
@@ -72,8 +74,11 @@ test("config: values from the environment; empty means unset", (t) => {
     VESPID_RUNNER_CAPACITY: "7",
     VESPID_POOL_MB: "512",
     VESPID_LOG_LEVEL: "debug",
+    VESPID_ACTIVATION_RETENTION: "12h",
+    VESPID_NAMESPACE_CONCURRENT: "5",
+    VESPID_NAMESPACE_PER_MINUTE: "600",
   });
-  t.deepEqual(config, { port: 0, host: "0.0.0.0", dataDir: "/srv/vespid", natsUrl: "nats://a:4222,nats://b:4222", runnerCapacity: 7, poolMb: 512, logLevel: "debug" });
+  t.deepEqual(config, { port: 0, host: "0.0.0.0", dataDir: "/srv/vespid", natsUrl: "nats://a:4222,nats://b:4222", runnerCapacity: 7, poolMb: 512, logLevel: "debug", activationRetentionMs: 12 * 60 * 60 * 1000, namespaceLimits: { concurrent: 5, perMinute: 600 } });
   t.is(loadConfig({ NATS_URL: "", VESPID_PORT: "" }).natsUrl, undefined);
   t.is(loadConfig({ VESPID_DATA_DIR: "rel/dir" }).dataDir, join(process.cwd(), "rel/dir"));
 });
@@ -89,6 +94,15 @@ for (const [name, value] of [
   ["VESPID_RUNNER_CAPACITY", "many"],
   ["VESPID_POOL_MB", "8"],
   ["VESPID_LOG_LEVEL", "loud"],
+  ["VESPID_ACTIVATION_RETENTION", "0"],
+  ["VESPID_ACTIVATION_RETENTION", "7 days"],
+  ["VESPID_ACTIVATION_RETENTION", "3w"],
+  ["VESPID_ACTIVATION_RETENTION", "-5s"],
+  ["VESPID_ACTIVATION_RETENTION", "5000d"],
+  ["VESPID_NAMESPACE_CONCURRENT", "-1"],
+  ["VESPID_NAMESPACE_CONCURRENT", "lots"],
+  ["VESPID_NAMESPACE_PER_MINUTE", "1.5"],
+  ["VESPID_NAMESPACE_PER_MINUTE", "100000001"],
 ] as const) {
   test(`config: ${name}=${value} is refused, naming the variable`, (t) => {
     const err = t.throws(() => loadConfig({ [name]: value }));
@@ -259,7 +273,9 @@ test("provision brings back settings changed on an existing stream and bucket", 
   const jsm = await jetstreamManager(nc);
   await jsm.streams.add({ name: INVOCATIONS_STREAM, subjects: ["vespid.invoke.>"], retention: RetentionPolicy.Workqueue, max_age: 60_000 * MS });
   await new Kvm(nc).create(ACTIVATIONS_BUCKET, { history: 5, ttl: 60_000 });
-  await provision(nc);
+  // Without a configured retention an existing bucket keeps its own (tested in retention.test.ts);
+  // with one, it is brought to it.
+  await provision(nc, { activationRetentionMs: ACTIVATION_TTL_MS });
   await assertProvisioned(t, nats.url);
   await nc.drain();
 });

@@ -1,10 +1,13 @@
-// /api/v1/namespaces/{ns}/actions: create, read, list, delete and invoke actions.
-import { Hono } from "hono";
+// /api/v1/namespaces/{ns}/actions: create, update, read, list, delete and invoke actions, at the
+// top level (`/actions/{name}`) or inside a package (`/actions/{pkg}/{name}`), and their versions
+// (`?versions=true`, `?version=`, `PUT ?rollback=`), which OpenWhisk does not keep.
+import { Hono, type Context } from "hono";
 import { z } from "zod";
 import {
   ActionLimits,
   ActionPut,
   EntityName,
+  runtimeOf,
   type Action,
   type ActivationStatus,
 } from "../../contracts/index.ts";
@@ -15,15 +18,23 @@ import type { BuildCode } from "../build.ts";
 import type { GatewayEnv } from "../env.ts";
 import { ApiError, Messages, validate } from "../errors.ts";
 import type { Invoker } from "../invoke.ts";
+import type { PackageStore } from "../package-store.ts";
 import { flag } from "../query.ts";
+import { flattenSequence, resolveAction, storedName, type ActionAddress } from "../resolve-action.ts";
+import type { VersionStore } from "../version-store.ts";
 
 export interface ActionRoutesDeps {
   actions: ActionStore;
+  packages: PackageStore;
+  versions: VersionStore;
   build: BuildCode;
   invoker: Invoker;
   /** How long a blocking invocation waits before answering 202 with the id, ms. */
   blockingWaitMs: number;
 }
+
+/** Versions as Vespid writes them: `major.minor.patch`. */
+const Version = z.string().max(64).regex(/^\d+\.\d+\.\d+$/, "must be a version like 0.0.1");
 
 const DEFAULT_PAGE = 30;
 const ListQuery = z.object({
@@ -31,8 +42,11 @@ const ListQuery = z.object({
   limit: z.coerce.number().int().min(0).max(200).default(0).transform((n) => n || DEFAULT_PAGE),
   skip: z.coerce.number().int().min(0).default(0),
 });
-const PutQuery = z.object({ overwrite: flag });
-const InvokeQuery = z.object({ blocking: flag, result: flag });
+/** `code=false` leaves the code out; absent or `true` includes it. */
+const codeFlag = z.enum(["true", "false"]).optional().transform((value) => value !== "false");
+const GetQuery = z.object({ code: codeFlag, version: Version.optional(), versions: flag });
+const PutQuery = z.object({ overwrite: flag, rollback: Version.optional() });
+const InvokeQuery = z.object({ blocking: flag, result: flag, version: Version.optional() });
 const Params = z.record(z.string(), z.unknown(), { error: "the parameters must be a JSON object" });
 
 /** Blocking invocations answer like OpenWhisk: the action's own failures are a bad gateway. */
@@ -42,6 +56,16 @@ const HTTP_STATUS_OF: Record<ActivationStatus, 200 | 500 | 502> = {
   "action developer error": 502,
   "whisk internal error": 500,
 };
+
+/** The action a request path names, each segment checked against OpenWhisk's naming rules. */
+function addressOf(c: Context<GatewayEnv>): ActionAddress {
+  const pkg = c.req.param("pkg");
+  return {
+    namespace: c.get("namespace"),
+    ...(pkg !== undefined && { pkg: validate(EntityName, pkg, "package") }),
+    name: validate(EntityName, c.req.param("name"), "name"),
+  };
+}
 
 export function actionRoutes(deps: ActionRoutesDeps): Hono<GatewayEnv> {
   const app = new Hono<GatewayEnv>();
@@ -53,68 +77,133 @@ export function actionRoutes(deps: ActionRoutesDeps): Hono<GatewayEnv> {
     return c.json(actions.slice(skip, skip + limit).map(actionSummaryView));
   });
 
-  app.get("/:name", async (c) => {
-    const stored = await deps.actions.get(c.get("namespace"), validate(EntityName, c.req.param("name"), "name"));
-    if (!stored) throw new ApiError(404, Messages.notFound);
-    return c.json(actionView(stored.action));
-  });
+  const get = async (c: Context<GatewayEnv>) => {
+    const at = addressOf(c);
+    const { code, version, versions } = validate(GetQuery, c.req.query(), "query");
+    const current = await resolveAction(deps, at);
+    if (!current) throw new ApiError(404, Messages.notFound);
+    const { action } = current;
+    if (versions) {
+      const all = await deps.versions.list(action.namespace, action.name);
+      return c.json(all.map((v) => ({ ...actionSummaryView(v), current: v.version === action.version })));
+    }
+    if (version !== undefined) {
+      const old = await deps.versions.get(action.namespace, action.name, version);
+      if (!old) throw new ApiError(404, `version ${version} of the action does not exist`);
+      return c.json(actionView(old, { code }));
+    }
+    return c.json(actionView(action, { code }));
+  };
 
-  app.put("/:name", limitBody(), async (c) => {
-    const namespace = c.get("namespace");
-    const name = validate(EntityName, c.req.param("name"), "name");
-    const { overwrite } = validate(PutQuery, c.req.query(), "query");
-    const put = validate(ActionPut, await readJsonBody(c));
-
+  const put = async (c: Context<GatewayEnv>) => {
+    const at = addressOf(c);
+    const { overwrite, rollback } = validate(PutQuery, c.req.query(), "query");
+    const name = storedName(at);
+    if (at.pkg !== undefined) {
+      const pkg = await deps.packages.get(at.namespace, at.pkg);
+      if (!pkg) throw new ApiError(404, `package ${at.pkg} does not exist`);
+      if (pkg.pkg.binding) throw new ApiError(400, `package ${at.pkg} is a binding; actions cannot be created in it`);
+    }
+    const existing = await deps.actions.get(at.namespace, name);
     // Checked before the (slow) build to fail fast; the conditional write below is what decides.
-    const existing = await deps.actions.get(namespace, name);
-    if (existing && !overwrite) throw new ApiError(409, Messages.exists);
+    if (existing && !overwrite && rollback === undefined) throw new ApiError(409, Messages.exists);
 
-    const built = await deps.build({ kind: put.exec.kind, code: put.exec.code });
-    if (!built.ok) throw new ApiError(400, built.error);
-
-    const action: Action = {
-      namespace,
-      name,
-      version: existing ? nextPatchVersion(existing.action.version) : "0.0.1",
-      exec: { kind: put.exec.kind, code: put.exec.code, binary: false },
-      // Limits given replace the old ones (missing fields take the defaults); none keeps them.
-      limits: put.limits ? ActionLimits.parse(put.limits) : (existing?.action.limits ?? ActionLimits.parse({})),
-      codeHash: built.codeHash,
-      updated: Date.now(),
-    };
+    let action: Action;
+    if (rollback !== undefined) {
+      if (!existing) throw new ApiError(404, Messages.notFound);
+      const old = await deps.versions.get(at.namespace, name, rollback);
+      if (!old) throw new ApiError(404, `version ${rollback} of the action does not exist`);
+      // A rollback is a new version with the old content, so versions only ever go up and the
+      // activations of the restored code are told apart from the original's.
+      action = { ...old, version: nextPatchVersion(existing.action.version), updated: Date.now() };
+    } else {
+      const body = validate(ActionPut, await readJsonBody(c));
+      action = await actionFromPut(deps, at, body, existing?.action);
+    }
     const stored = existing
       ? await deps.actions.replace(action, existing.revision)
       : await deps.actions.create(action);
     if (!stored) throw new ApiError(409, existing ? Messages.concurrentModification : Messages.exists);
+    await deps.versions.add(action);
     return c.json(actionView(action));
-  });
+  };
 
-  app.delete("/:name", async (c) => {
-    const stored = await deps.actions.get(c.get("namespace"), validate(EntityName, c.req.param("name"), "name"));
+  const remove = async (c: Context<GatewayEnv>) => {
+    const at = addressOf(c);
+    const stored = await deps.actions.get(at.namespace, storedName(at));
     if (!stored) throw new ApiError(404, Messages.notFound);
     if (!(await deps.actions.remove(stored.action, stored.revision))) {
       throw new ApiError(409, Messages.concurrentModification);
     }
+    // A later action by this name starts again at 0.0.1, as in OpenWhisk; old versions would clash.
+    await deps.versions.removeAll(stored.action.namespace, stored.action.name);
     return c.json(actionView(stored.action));
-  });
+  };
 
-  app.post("/:name", limitBody(), async (c) => {
-    const namespace = c.get("namespace");
-    const name = validate(EntityName, c.req.param("name"), "name");
-    const { blocking, result } = validate(InvokeQuery, c.req.query(), "query");
+  const invoke = async (c: Context<GatewayEnv>) => {
+    const at = addressOf(c);
+    const { blocking, result, version } = validate(InvokeQuery, c.req.query(), "query");
     const params = validate(Params, await readJsonBody(c, { whenEmpty: {} }));
-    if (!(await deps.actions.get(namespace, name))) throw new ApiError(404, Messages.notFound);
-
-    const { activationId, activation } = await deps.invoker.invoke(
-      { namespace, name, params },
-      { waitMs: blocking ? deps.blockingWaitMs : undefined },
-    );
+    const resolved = await resolveAction(deps, at, version);
+    if (!resolved) {
+      throw new ApiError(404, version === undefined ? Messages.notFound : `version ${version} of the action does not exist`);
+    }
+    const { action, defaults } = resolved;
+    const name = storedName(at);
+    // The runner loads `namespace/name` unless told otherwise: a binding or a pinned version.
+    const elsewhere = action.namespace !== at.namespace || action.name !== name || version !== undefined;
+    const request: Parameters<Invoker["invoke"]>[0] = {
+      namespace: at.namespace,
+      name,
+      // OpenWhisk's merge: invoke parameters override the defaults.
+      params: { ...defaults, ...params },
+      ...(elsewhere && { target: { namespace: action.namespace, name: action.name, ...(version !== undefined && { version }) } }),
+      ...(action.exec.kind === "sequence" && { sequence: await flattenSequence(deps, at.namespace, action.exec.components) }),
+    };
+    const { activationId, activation } = await deps.invoker.invoke(request, {
+      waitMs: blocking ? deps.blockingWaitMs : undefined,
+    });
     // Not blocking, or still running when the wait ended: the caller polls the activation.
     if (!activation) return c.json({ activationId }, 202);
     return c.json(result ? activation.response.result : activation, HTTP_STATUS_OF[activation.response.status]);
-  });
+  };
 
+  for (const path of ["/:name", "/:pkg/:name"]) {
+    app.get(path, get);
+    app.put(path, limitBody(), put);
+    app.delete(path, remove);
+    app.post(path, limitBody(), invoke);
+  }
   return app;
+}
+
+/** The action a PUT describes; an update keeps what the body leaves out, as OpenWhisk's does. */
+async function actionFromPut(deps: ActionRoutesDeps, at: ActionAddress, put: ActionPut, existing?: Action): Promise<Action> {
+  const exec = put.exec ?? existing?.exec;
+  if (!exec) throw new ApiError(400, "exec: is required to create an action");
+  let codeHash = existing?.codeHash ?? "";
+  if (put.exec?.kind === "sequence") {
+    // Every component must exist now (OpenWhisk checks too); nesting and length are bounded.
+    await flattenSequence(deps, at.namespace, put.exec.components);
+    codeHash = "";
+  } else if (put.exec) {
+    const built = await deps.build({ kind: runtimeOf(put.exec.kind), code: put.exec.code });
+    if (!built.ok) throw new ApiError(400, built.error);
+    codeHash = built.codeHash;
+  }
+  return {
+    namespace: at.namespace,
+    name: storedName(at),
+    version: existing ? nextPatchVersion(existing.version) : "0.0.1",
+    exec: exec.kind === "sequence" ? { kind: "sequence", components: exec.components } : { kind: exec.kind, code: exec.code, binary: false },
+    // Limits given replace the old ones (missing fields take the defaults); none keeps them.
+    limits: put.limits ? ActionLimits.parse(put.limits) : (existing?.limits ?? ActionLimits.parse({})),
+    parameters: put.parameters ?? existing?.parameters ?? [],
+    annotations: put.annotations ?? existing?.annotations ?? [],
+    publish: put.publish ?? existing?.publish ?? false,
+    codeHash,
+    updated: Date.now(),
+  };
 }
 
 function nextPatchVersion(version: string): string {

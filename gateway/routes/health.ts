@@ -1,6 +1,6 @@
 // Unauthenticated endpoints for load balancers and clients discovering the API.
 import { Hono } from "hono";
-import { ActionKind } from "../../contracts/index.ts";
+import { ActionKind, CodeKind, runtimeOf } from "../../contracts/index.ts";
 import type { GatewayEnv } from "../env.ts";
 
 export function healthRoutes(deps: { isConnected: () => boolean }): Hono<GatewayEnv> {
@@ -15,7 +15,13 @@ export function healthRoutes(deps: { isConnected: () => boolean }): Hono<Gateway
       description: "Vespid, an OpenWhisk-compatible API",
       api_version: "1.0.0",
       api_version_path: "v1",
-      runtimes: Object.fromEntries(ActionKind.options.map((kind) => [kind, [{ kind, default: true }]])),
+      // By family, as OpenWhisk lists them: every kind a PUT accepts, the family's own name the default.
+      runtimes: Object.fromEntries(
+        ActionKind.options.map((family) => [
+          family,
+          CodeKind.options.filter((kind) => runtimeOf(kind) === family).map((kind) => ({ kind, default: kind === family })),
+        ]),
+      ),
     }),
   );
 

@@ -1,0 +1,207 @@
+// The OpenAPI 3.1 document of the whole REST API, built from the zod schemas the gateway validates
+// with (contracts/schemas.ts and the routes' query schemas), so the description cannot drift from
+// what is enforced. Every route of the Hono app must have an operation here: test/openapi.test.ts
+// compares the two, so a new route fails the suite until it is described in OPERATIONS.
+import { z } from "zod";
+import {
+  Action,
+  ActionPut,
+  Activation,
+  ActivationId,
+  ActivationStatus,
+  EntityName,
+  Package,
+  PackagePut,
+} from "../../contracts/index.ts";
+import { ActivationListQuery } from "../routes/activations.ts";
+
+type Method = "get" | "put" | "post" | "delete";
+
+export interface Operation {
+  method: Method;
+  /** Hono-style path (`/api/v1/namespaces/:namespace/actions/:name`). */
+  path: string;
+  summary: string;
+  tag: string;
+  /** Query parameters, as the route's zod object validates them. */
+  query?: z.ZodObject;
+  body?: z.ZodType;
+  /** Status → [description, schema of the JSON body (none: the error body)]. */
+  responses: Record<number, readonly [string, z.ZodType?]>;
+  /** Health, discovery and docs: no credentials needed. */
+  public?: boolean;
+}
+
+// Shapes the routes answer with that have no contract of their own.
+const ErrorBody = z.object({ error: z.string(), code: z.string().describe("the request id (X-Request-Id)") });
+const ActivationIdBody = z.object({ activationId: ActivationId });
+const Params = z.record(z.string(), z.unknown()).describe("invocation parameters; they override the action's defaults");
+const ActivationLogs = z.object({ logs: z.array(z.string()) });
+const ActivationResult = z.object({
+  result: z.record(z.string(), z.unknown()),
+  success: z.boolean(),
+  status: ActivationStatus,
+  size: z.number().int().optional(),
+});
+const Version = z.string().regex(/^\d+\.\d+\.\d+$/).describe("an action version, like 0.0.2");
+const bool = z.enum(["true", "false"]).optional();
+const Page = { limit: z.coerce.number().int().min(0).max(200).optional(), skip: z.coerce.number().int().min(0).optional() };
+
+const ActionListQuery = z.object(Page);
+const ActionGetQuery = z.object({
+  code: bool.describe("false leaves the code out"),
+  version: Version.optional().describe("fetch this stored version"),
+  versions: bool.describe("true lists the stored versions instead"),
+});
+const ActionPutQuery = z.object({
+  overwrite: bool.describe("true replaces an existing action (else 409)"),
+  rollback: Version.optional().describe("make this stored version current again (no body needed)"),
+});
+const InvokeQuery = z.object({
+  blocking: bool.describe("wait up to 60 s for the activation (else 202 with its id at once)"),
+  result: bool.describe("with blocking, answer with the result only"),
+  version: Version.optional().describe("invoke this stored version"),
+});
+const PackageListQuery = z.object({ ...Page, public: bool });
+const OverwriteQuery = z.object({ overwrite: bool.describe("true replaces an existing package (else 409)") });
+const NamespaceList = z.array(z.string()).describe("the caller's namespace (one key, one namespace)");
+const ApiInfo = z.object({ description: z.string(), api_version: z.string(), api_version_path: z.string(), runtimes: z.record(z.string(), z.unknown()) });
+const Health = z.object({ status: z.string(), reason: z.string().optional() });
+
+/** Schemas described once under components.schemas and referenced wherever they appear at the top. */
+const COMPONENTS = new Map<z.ZodType, string>([
+  [Action, "Action"],
+  [Activation, "Activation"],
+  [Package, "Package"],
+  [ActionPut, "ActionPut"],
+  [PackagePut, "PackagePut"],
+  [ErrorBody, "Error"],
+]);
+
+const NS = "/api/v1/namespaces/:namespace";
+const auth = { 401: ["missing or wrong credentials"], 403: ["the path names another namespace than the key's"] } as const;
+const invokeResponses = {
+  200: ["blocking: the activation (or its result with result=true)", Activation],
+  202: ["not blocking, or still running after the wait: the activation id", ActivationIdBody],
+  400: ["bad name, query or parameters"],
+  404: ["no such action"],
+  429: ["a namespace limit (concurrent or per minute) was reached; see Retry-After"],
+  502: ["blocking: the action failed (application or developer error); the activation", Activation],
+  503: ["the invocation could not be queued"],
+  ...auth,
+} as const;
+
+function actionOperations(path: string, what: string): Operation[] {
+  return [
+    { method: "get", path, summary: `Get ${what} (or its versions)`, tag: "Actions", query: ActionGetQuery, responses: { 200: ["the action", Action], 400: ["bad name or query"], 404: ["no such action or version"], ...auth } },
+    { method: "put", path, summary: `Create or update ${what}`, tag: "Actions", query: ActionPutQuery, body: ActionPut, responses: { 200: ["the stored action", Action], 400: ["bad name, body, limits or code that does not build"], 404: ["no such version to roll back to"], 409: ["exists (without overwrite=true) or changed meanwhile"], 413: ["body too large"], ...auth } },
+    { method: "delete", path, summary: `Delete ${what}`, tag: "Actions", responses: { 200: ["the deleted action", Action], 404: ["no such action"], 409: ["changed meanwhile"], ...auth } },
+    { method: "post", path, summary: `Invoke ${what}`, tag: "Actions", query: InvokeQuery, body: Params, responses: invokeResponses },
+  ];
+}
+
+export const OPERATIONS: Operation[] = [
+  { method: "get", path: "/health", summary: "Liveness and NATS connectivity", tag: "Platform", public: true, responses: { 200: ["up", Health], 503: ["not connected to NATS", Health] } },
+  { method: "get", path: "/api/v1", summary: "API information and runtimes", tag: "Platform", public: true, responses: { 200: ["API information", ApiInfo] } },
+  { method: "get", path: "/api/v1/openapi.json", summary: "This document", tag: "Platform", public: true, responses: { 200: ["the OpenAPI document", z.record(z.string(), z.unknown())] } },
+  { method: "get", path: "/api/v1/namespaces", summary: "The caller's namespaces", tag: "Namespaces", responses: { 200: ["namespace names", NamespaceList], 401: auth[401] } },
+  { method: "get", path: `${NS}/actions`, summary: "List actions", tag: "Actions", query: ActionListQuery, responses: { 200: ["actions, newest first (without code)", z.array(Action)], 400: ["bad query"], ...auth } },
+  ...actionOperations(`${NS}/actions/:name`, "an action"),
+  ...actionOperations(`${NS}/actions/:pkg/:name`, "an action in a package"),
+  { method: "get", path: `${NS}/activations`, summary: "List activations", tag: "Activations", query: ActivationListQuery, responses: { 200: ["activations, newest first (summaries unless docs=true)", z.array(Activation)], 400: ["bad query"], ...auth } },
+  { method: "get", path: `${NS}/activations/:activationId`, summary: "Get an activation", tag: "Activations", responses: { 200: ["the activation record", Activation], 400: ["bad activation id"], 404: ["no such activation in this namespace"], ...auth } },
+  { method: "get", path: `${NS}/activations/:activationId/logs`, summary: "Get an activation's logs", tag: "Activations", responses: { 200: ["its logs", ActivationLogs], 400: ["bad activation id"], 404: ["no such activation in this namespace"], ...auth } },
+  { method: "get", path: `${NS}/activations/:activationId/result`, summary: "Get an activation's result", tag: "Activations", responses: { 200: ["its response", ActivationResult], 400: ["bad activation id"], 404: ["no such activation in this namespace"], ...auth } },
+  { method: "get", path: `${NS}/packages`, summary: "List packages", tag: "Packages", query: PackageListQuery, responses: { 200: ["packages", z.array(Package)], 400: ["bad query"], ...auth } },
+  { method: "get", path: `${NS}/packages/:name`, summary: "Get a package and its actions", tag: "Packages", responses: { 200: ["the package", Package], 400: ["bad name"], 404: ["no such package"], ...auth } },
+  { method: "put", path: `${NS}/packages/:name`, summary: "Create or update a package (or a binding)", tag: "Packages", query: OverwriteQuery, body: PackagePut, responses: { 200: ["the stored package", Package], 400: ["bad name or body"], 404: ["the bound package does not exist"], 409: ["exists (without overwrite=true) or changed meanwhile"], ...auth } },
+  { method: "delete", path: `${NS}/packages/:name`, summary: "Delete a package", tag: "Packages", responses: { 200: ["the deleted package", Package], 404: ["no such package"], 409: ["it still has actions"], ...auth } },
+];
+
+const PATH_PARAMS: Record<string, z.ZodType> = {
+  namespace: z.union([z.literal("_"), EntityName]).describe("the caller's namespace, or _ for it"),
+  name: EntityName,
+  pkg: EntityName.describe("package name"),
+  activationId: ActivationId,
+};
+
+/** `/a/:b/c` → `/a/{b}/c`. */
+export const openApiPath = (honoPath: string): string => honoPath.replace(/:([A-Za-z]+)/g, "{$1}");
+
+export function buildOpenApiDocument(): Record<string, unknown> {
+  const schemas: Record<string, unknown> = {};
+  const convert = (schema: z.ZodType, io: "input" | "output"): Record<string, unknown> => {
+    const component = COMPONENTS.get(schema);
+    // A component is written in the direction it is first used (bodies in, records out).
+    if (component) {
+      schemas[component] ??= toJson(schema, io);
+      return { $ref: `#/components/schemas/${component}` };
+    }
+    return toJson(schema, io);
+  };
+
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const op of OPERATIONS) {
+    const path = openApiPath(op.path);
+    const pathParams = [...op.path.matchAll(/:([A-Za-z]+)/g)].map(([, name]) => ({
+      name,
+      in: "path",
+      required: true,
+      schema: convert(PATH_PARAMS[name!] ?? z.string(), "input"),
+    }));
+    const queryParams = Object.entries(op.query?.shape ?? {}).map(([name, schema]) => {
+      const json = convert(schema as z.ZodType, "input");
+      return { name, in: "query", required: false, schema: json, ...(json.description ? { description: json.description } : {}) };
+    });
+    const responses: Record<string, unknown> = {};
+    for (const [status, [description, schema]] of Object.entries(op.responses)) {
+      responses[status] = {
+        description,
+        ...(status === "429" ? { headers: { "Retry-After": { description: "seconds to wait", schema: { type: "integer" } } } } : {}),
+        content: { "application/json": { schema: schema ? convert(schema, "output") : { $ref: "#/components/schemas/Error" } } },
+      };
+    }
+    (paths[path] ??= {})[op.method] = {
+      operationId: operationId(op),
+      summary: op.summary,
+      tags: [op.tag],
+      ...(op.public ? { security: [] } : {}),
+      ...(pathParams.length + queryParams.length > 0 ? { parameters: [...pathParams, ...queryParams] } : {}),
+      ...(op.body ? { requestBody: { required: op.method === "put", content: { "application/json": { schema: convert(op.body, "input") } } } } : {}),
+      responses,
+    };
+  }
+  convert(ErrorBody, "output");
+
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "Vespid API",
+      version: "1.0.0",
+      description:
+        "Apache OpenWhisk's REST API (v1), served by Vespid. Authenticate with HTTP Basic auth using a namespace's `uuid:key`; `_` in a path means the key's own namespace. Create namespaces and keys with `vespid admin`.",
+    },
+    servers: [{ url: "/" }],
+    security: [{ basicAuth: [] }],
+    tags: ["Platform", "Namespaces", "Actions", "Activations", "Packages"].map((name) => ({ name })),
+    paths,
+    components: { securitySchemes: { basicAuth: { type: "http", scheme: "basic" } }, schemas },
+  };
+}
+
+function toJson(schema: z.ZodType, io: "input" | "output"): Record<string, unknown> {
+  // unrepresentable: "any" — refinements and transforms cannot be JSON Schema; the checks that can
+  // (lengths, patterns, ranges, enums) are all there.
+  const json = z.toJSONSchema(schema, { io, unrepresentable: "any" }) as Record<string, unknown>;
+  delete json.$schema;
+  return json;
+}
+
+function operationId(op: Operation): string {
+  const words = op.path
+    .replace("/api/v1/namespaces/:namespace", "")
+    .split("/")
+    .filter((w) => w && w !== "api" && w !== "v1")
+    .map((w) => (w.startsWith(":") ? `by-${w.slice(1)}` : w));
+  return [op.method, ...words].join("-").replace(/[^A-Za-z0-9-]/g, "") || op.method;
+}

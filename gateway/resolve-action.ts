@@ -1,0 +1,102 @@
+// Finds the stored action a request means, through packages and bindings, with the default
+// parameters OpenWhisk merges under the invoke parameters: package < binding < action.
+import { keyValuesToObject, type Action, type InvocationEvent } from "../contracts/index.ts";
+import type { ActionStore } from "./action-store.ts";
+import { ApiError, Messages } from "./errors.ts";
+import type { PackageStore } from "./package-store.ts";
+import type { VersionStore } from "./version-store.ts";
+
+export interface EntityStores {
+  actions: ActionStore;
+  packages: PackageStore;
+  versions: VersionStore;
+}
+
+/** An action as addressed in a path: `name` or `pkg/name` in `namespace`. */
+export interface ActionAddress {
+  namespace: string;
+  pkg?: string;
+  name: string;
+}
+
+export interface ResolvedAction {
+  /** The record to run; its namespace/name say where the code lives (the bound package's, for a binding). */
+  action: Action;
+  /** Default parameters, package's then binding's then action's. */
+  defaults: Record<string, unknown>;
+}
+
+/** The name an action is stored under: `name`, or `pkg/name` inside a package. */
+export const storedName = ({ pkg, name }: { pkg?: string; name: string }): string => (pkg ? `${pkg}/${name}` : name);
+
+/** Undefined when the action, its package or the package a binding names does not exist. */
+export async function resolveAction(stores: EntityStores, at: ActionAddress, version?: string): Promise<ResolvedAction | undefined> {
+  let codeNamespace = at.namespace;
+  let codeName = at.name;
+  let defaults: Record<string, unknown> = {};
+  if (at.pkg !== undefined) {
+    const pkg = (await stores.packages.get(at.namespace, at.pkg))?.pkg;
+    if (!pkg) return undefined;
+    if (pkg.binding) {
+      const bound = (await stores.packages.get(pkg.binding.namespace, pkg.binding.name))?.pkg;
+      // Another namespace's package is reachable only when published (OpenWhisk's rule).
+      if (!bound || bound.binding || (bound.namespace !== at.namespace && !bound.publish)) return undefined;
+      codeNamespace = bound.namespace;
+      codeName = storedName({ pkg: bound.name, name: at.name });
+      defaults = { ...keyValuesToObject(bound.parameters), ...keyValuesToObject(pkg.parameters) };
+    } else {
+      codeName = storedName(at);
+      defaults = keyValuesToObject(pkg.parameters);
+    }
+  }
+  const action =
+    version === undefined
+      ? (await stores.actions.get(codeNamespace, codeName))?.action
+      : await stores.versions.get(codeNamespace, codeName, version);
+  if (!action) return undefined;
+  return { action, defaults: { ...defaults, ...keyValuesToObject(action.parameters) } };
+}
+
+/** Longest chain of nested sequences, and most components once flattened. */
+const MAX_SEQUENCE_DEPTH = 10;
+export const MAX_SEQUENCE_COMPONENTS = 50;
+
+/** `/ns/action` or `/ns/pkg/action` as an address; `_` is the caller's namespace. */
+export function parseComponent(component: string, callerNamespace: string): ActionAddress {
+  const [, ns = "", a = "", b] = component.split("/");
+  const namespace = ns === "_" ? callerNamespace : ns;
+  return b === undefined ? { namespace, name: a } : { namespace, pkg: a, name: b };
+}
+
+export const componentPath = (at: ActionAddress): string => `/${at.namespace}/${storedName(at)}`;
+
+type SequenceSteps = NonNullable<InvocationEvent["sequence"]>;
+
+/**
+ * The primitive actions a sequence runs, in order, nested sequences flattened. Fails with 400
+ * naming the component that is missing, foreign, or makes the sequence too deep or too long.
+ */
+export async function flattenSequence(stores: EntityStores, callerNamespace: string, components: readonly string[], depth = 0): Promise<SequenceSteps> {
+  if (depth >= MAX_SEQUENCE_DEPTH) throw new ApiError(400, `exec.components: sequences nest deeper than ${MAX_SEQUENCE_DEPTH} levels`);
+  const steps: SequenceSteps = [];
+  for (const [i, component] of components.entries()) {
+    const at = parseComponent(component, callerNamespace);
+    if (at.namespace !== callerNamespace) {
+      throw new ApiError(400, `exec.components.${i}: ${component} is not in your namespace`);
+    }
+    const resolved = await resolveAction(stores, at);
+    if (!resolved) throw new ApiError(400, `exec.components.${i}: action ${component} does not exist`);
+    const { action, defaults } = resolved;
+    if (action.exec.kind === "sequence") {
+      steps.push(...(await flattenSequence(stores, callerNamespace, action.exec.components, depth + 1)));
+    } else {
+      steps.push({ namespace: action.namespace, name: action.name, version: action.version, params: defaults });
+    }
+    if (steps.length > MAX_SEQUENCE_COMPONENTS) {
+      throw new ApiError(400, `exec.components: the sequence runs more than ${MAX_SEQUENCE_COMPONENTS} actions`);
+    }
+  }
+  return steps;
+}
+
+export const notFound = () => new ApiError(404, Messages.notFound);

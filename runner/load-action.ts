@@ -1,0 +1,18 @@
+// The stored action an invocation runs: the current `namespace/name`, or the event's target (the
+// action behind a package binding, or a pinned version from ACTION_VERSIONS_BUCKET).
+import type { KV } from "@nats-io/kv";
+import { Action, actionKey, actionVersionKey, type InvocationEvent } from "../contracts/index.ts";
+
+export async function loadAction(event: InvocationEvent, kv: { actions: KV; versions?: KV }): Promise<Action | undefined> {
+  const where = event.target ?? { namespace: event.namespace, name: event.name, version: undefined };
+  const current = async () => {
+    const entry = await kv.actions.get(actionKey(where.namespace, where.name));
+    return entry?.operation === "PUT" ? Action.parse(entry.json()) : undefined;
+  };
+  if (where.version === undefined) return current();
+  const entry = await kv.versions?.get(actionVersionKey(where.namespace, where.name, where.version));
+  if (entry?.operation === "PUT") return Action.parse(entry.json());
+  // An action stored before version history existed has only its current record.
+  const action = await current();
+  return action?.version === where.version ? action : undefined;
+}
