@@ -56,6 +56,8 @@ export class NamespaceLimiter {
   private readonly own = new Map<string, OwnCount>();
   private flushing = false;
   private flushAgain = false;
+  /** Set by close(): counts are no longer written (the connection may be draining). */
+  private closed = false;
   private readonly stoppers: Array<() => void> = [];
 
   constructor(
@@ -122,6 +124,7 @@ export class NamespaceLimiter {
 
   /** Stops watching and removes this gateway's counts, so others stop counting them at once. */
   async close(): Promise<void> {
+    this.closed = true;
     for (const stop of this.stoppers) stop();
     await Promise.allSettled([...this.own.keys()].map((ns) => this.countsKv.delete(limitCountKey(ns, this.gatewayId))));
   }
@@ -147,6 +150,7 @@ export class NamespaceLimiter {
 
   /** Writes the dirty counts; one flush at a time, a burst of admissions coalesces into one put each. */
   private scheduleFlush(): void {
+    if (this.closed) return;
     if (this.flushing) {
       this.flushAgain = true;
       return;
@@ -158,7 +162,7 @@ export class NamespaceLimiter {
           this.flushAgain = false;
           const writes = [];
           for (const [namespace, count] of this.own) {
-            if (!count.dirty) continue;
+            if (!count.dirty || this.closed) continue;
             count.dirty = false;
             const value: LimitCount = { inflight: count.inflight, minute: count.minute, started: count.started };
             writes.push(this.countsKv.put(limitCountKey(namespace, this.gatewayId), JSON.stringify(value)));

@@ -2,7 +2,7 @@
 // parameters OpenWhisk merges under the invoke parameters: package < binding < action.
 import { keyValuesToObject, type Action, type InvocationEvent } from "../contracts/index.ts";
 import type { ActionStore } from "./action-store.ts";
-import { ApiError, Messages } from "./errors.ts";
+import { ApiError } from "./errors.ts";
 import type { PackageStore } from "./package-store.ts";
 import type { VersionStore } from "./version-store.ts";
 
@@ -68,7 +68,6 @@ export function parseComponent(component: string, callerNamespace: string): Acti
   return b === undefined ? { namespace, name: a } : { namespace, pkg: a, name: b };
 }
 
-export const componentPath = (at: ActionAddress): string => `/${at.namespace}/${storedName(at)}`;
 
 type SequenceSteps = NonNullable<InvocationEvent["sequence"]>;
 
@@ -98,5 +97,3 @@ export async function flattenSequence(stores: EntityStores, callerNamespace: str
   }
   return steps;
 }
-
-export const notFound = () => new ApiError(404, Messages.notFound);

@@ -36,7 +36,8 @@ test("defaults, annotations, limits and publish are stored, shown, and defaults 
     exec: { kind: "nodejs", code: ECHO_JS, binary: false },
   });
   t.deepEqual(created.body.parameters, body.parameters);
-  t.deepEqual(created.body.annotations, body.annotations);
+  // OpenWhisk adds the kind as an `exec` annotation (wsk shows it in listings).
+  t.deepEqual(created.body.annotations, [...body.annotations, { key: "exec", value: "nodejs" }]);
 
   const res = await platform.request("POST", api("actions/defaults?blocking=true&result=true"), { n: 2, extra: true });
   t.is(res.status, 200);
@@ -67,10 +68,11 @@ test("PUT on an existing action is 409 without overwrite; with it the version go
   t.is(annotated.body.version, "0.0.2");
   t.is(annotated.body.exec.code, ECHO_C, "an update without exec keeps the code");
   t.deepEqual(annotated.body.parameters, [{ key: "kept", value: true }]);
-  t.deepEqual(annotated.body.annotations, [{ key: "a", value: 1 }]);
+  t.deepEqual(annotated.body.annotations, [{ key: "a", value: 1 }, { key: "exec", value: "c" }]);
 
   const recoded = await platform.request("PUT", api("actions/updated?overwrite=true"), { exec: { kind: "nodejs", code: ECHO_JS } });
   t.is(recoded.body.version, "0.0.3");
+  t.deepEqual(recoded.body.annotations, [{ key: "a", value: 1 }, { key: "exec", value: "nodejs" }], "exec follows the kind");
   const ran = await platform.request("POST", api("actions/updated?blocking=true"), { x: 1 });
   t.is(ran.status, 200, JSON.stringify(ran.body));
   t.is(ran.body.version, "0.0.3", "the activation records the version that ran");

@@ -400,7 +400,7 @@ test("create, get, list and delete an action", async (t) => {
     publish: false,
     exec: { kind: "nodejs", code, binary: false },
     limits: { timeout: 5000, memory: 256 },
-    annotations: [],
+    annotations: [{ key: "exec", value: "nodejs" }],
   });
   t.regex(made.body.namespace, /^crud-/);
 

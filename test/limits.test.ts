@@ -203,3 +203,25 @@ test.serial("the default limits do not get in the way of a load test: 2000 quick
   t.log(`${TOTAL} invocations queued in ${seconds.toFixed(2)} s: ${Math.round(TOTAL / seconds)}/s`);
   t.deepEqual(Object.fromEntries(statuses), { 202: TOTAL });
 });
+
+test("a blocking call that outlasts the gateway's wait (202) keeps its slot until it really ends", async (t) => {
+  const slow = "function main(p) { const end = Date.now() + 2000; while (Date.now() < end) {} return { slow: true }; }";
+  const apiKey = await namespaceWithAction("patient-team", slow, { concurrent: 1 });
+  const impatient = await startGateway({ nc: platform.nc, port: 0, host: "127.0.0.1", dataDir: platform.dataDir, logger: createLogger("warn"), blockingWaitMs: 300 });
+  try {
+    const res = await fetch(new URL("/api/v1/namespaces/_/actions/work?blocking=true", impatient.url), {
+      method: "POST",
+      headers: { authorization: `Basic ${Buffer.from(apiKey).toString("base64")}`, "content-type": "application/json" },
+      body: "{}",
+    });
+    t.is(res.status, 202);
+    const { activationId } = (await res.json()) as { activationId: string };
+    await sleep(PROPAGATION_MS);
+    t.is((await on(0, apiKey, "POST", "/api/v1/namespaces/_/actions/work", {})).status, 429, "still running: the slot is taken");
+    t.deepEqual((await finished(apiKey, activationId)).response.result, { slow: true });
+    await sleep(PROPAGATION_MS);
+    t.is((await on(0, apiKey, "POST", "/api/v1/namespaces/_/actions/work", {})).status, 202, "ended: the slot is free");
+  } finally {
+    await impatient.close();
+  }
+});

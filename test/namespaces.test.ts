@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import test from "ava";
 import { Kvm } from "@nats-io/kv";
+import openwhisk from "openwhisk";
 import { Admin, AdminError } from "../admin/namespaces.ts";
 import { AUTH_BUCKET } from "../contracts/index.ts";
 import { startPlatform, type Platform } from "./harness.ts";
@@ -255,4 +256,28 @@ test("the admin command says so when no platform runs where it looks", async (t)
   );
   t.is(code, 1);
   t.regex(stderr, /no running Vespid/);
+});
+
+test("an existing OpenWhisk client (the openwhisk npm package) works with a namespace's key", async (t) => {
+  const { apiKey } = await admin.createNamespace("ow-client");
+  const ow = openwhisk({ api: `${platform.url}/api/v1/`, api_key: apiKey });
+  t.deepEqual(await ow.namespaces.list(), ["ow-client"]);
+  const created = await ow.actions.create({ name: "hello", action: "function main(p) { return { hi: p.name }; }", kind: "nodejs" } as any);
+  t.is(created.version, "0.0.1");
+  t.deepEqual(await ow.actions.invoke({ name: "hello", params: { name: "Ada" }, blocking: true, result: true }), { hi: "Ada" });
+  t.deepEqual((await ow.actions.list()).map((a: any) => a.name), ["hello"]);
+  const { activationId } = (await ow.actions.invoke({ name: "hello", params: { name: "Bo" } })) as { activationId: string };
+  let record: any;
+  for (let i = 0; i < 200 && !record; i++) {
+    record = await ow.activations.get({ name: activationId }).catch(() => undefined);
+    if (!record) await new Promise((r) => setTimeout(r, 50));
+  }
+  t.deepEqual(record?.response.result, { hi: "Bo" });
+  t.is(record?.namespace, "ow-client");
+  // Another namespace through the client: refused like any other request.
+  const other = openwhisk({ api: `${platform.url}/api/v1/`, api_key: apiKey, namespace: "guest" });
+  const err = await other.actions.list().then(() => undefined, (e: unknown) => e as { statusCode?: number });
+  t.is(err?.statusCode, 403);
+  await ow.actions.delete({ name: "hello" });
+  t.deepEqual(await ow.actions.list(), []);
 });

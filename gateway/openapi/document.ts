@@ -8,12 +8,11 @@ import {
   ActionPut,
   Activation,
   ActivationId,
-  ActivationStatus,
   EntityName,
   Package,
   PackagePut,
 } from "../../contracts/index.ts";
-import { ActivationListQuery } from "../routes/activations.ts";
+import { ActivationListQuery, ActivationLogsView, ActivationResultView, ActivationSummary } from "../routes/activations.ts";
 
 type Method = "get" | "put" | "post" | "delete";
 
@@ -36,13 +35,6 @@ export interface Operation {
 const ErrorBody = z.object({ error: z.string(), code: z.string().describe("the request id (X-Request-Id)") });
 const ActivationIdBody = z.object({ activationId: ActivationId });
 const Params = z.record(z.string(), z.unknown()).describe("invocation parameters; they override the action's defaults");
-const ActivationLogs = z.object({ logs: z.array(z.string()) });
-const ActivationResult = z.object({
-  result: z.record(z.string(), z.unknown()),
-  success: z.boolean(),
-  status: ActivationStatus,
-  size: z.number().int().optional(),
-});
 const Version = z.string().regex(/^\d+\.\d+\.\d+$/).describe("an action version, like 0.0.2");
 const bool = z.enum(["true", "false"]).optional();
 const Page = { limit: z.coerce.number().int().min(0).max(200).optional(), skip: z.coerce.number().int().min(0).optional() };
@@ -108,10 +100,10 @@ export const OPERATIONS: Operation[] = [
   { method: "get", path: `${NS}/actions`, summary: "List actions", tag: "Actions", query: ActionListQuery, responses: { 200: ["actions, newest first (without code)", z.array(Action)], 400: ["bad query"], ...auth } },
   ...actionOperations(`${NS}/actions/:name`, "an action"),
   ...actionOperations(`${NS}/actions/:pkg/:name`, "an action in a package"),
-  { method: "get", path: `${NS}/activations`, summary: "List activations", tag: "Activations", query: ActivationListQuery, responses: { 200: ["activations, newest first (summaries unless docs=true)", z.array(Activation)], 400: ["bad query"], ...auth } },
+  { method: "get", path: `${NS}/activations`, summary: "List activations", tag: "Activations", query: ActivationListQuery, responses: { 200: ["activations, newest first: summaries, or full records with docs=true", z.union([z.array(ActivationSummary), z.array(Activation)])], 400: ["bad query"], ...auth } },
   { method: "get", path: `${NS}/activations/:activationId`, summary: "Get an activation", tag: "Activations", responses: { 200: ["the activation record", Activation], 400: ["bad activation id"], 404: ["no such activation in this namespace"], ...auth } },
-  { method: "get", path: `${NS}/activations/:activationId/logs`, summary: "Get an activation's logs", tag: "Activations", responses: { 200: ["its logs", ActivationLogs], 400: ["bad activation id"], 404: ["no such activation in this namespace"], ...auth } },
-  { method: "get", path: `${NS}/activations/:activationId/result`, summary: "Get an activation's result", tag: "Activations", responses: { 200: ["its response", ActivationResult], 400: ["bad activation id"], 404: ["no such activation in this namespace"], ...auth } },
+  { method: "get", path: `${NS}/activations/:activationId/logs`, summary: "Get an activation's logs", tag: "Activations", responses: { 200: ["its logs", ActivationLogsView], 400: ["bad activation id"], 404: ["no such activation in this namespace"], ...auth } },
+  { method: "get", path: `${NS}/activations/:activationId/result`, summary: "Get an activation's result", tag: "Activations", responses: { 200: ["its response", ActivationResultView], 400: ["bad activation id"], 404: ["no such activation in this namespace"], ...auth } },
   { method: "get", path: `${NS}/packages`, summary: "List packages", tag: "Packages", query: PackageListQuery, responses: { 200: ["packages", z.array(Package)], 400: ["bad query"], ...auth } },
   { method: "get", path: `${NS}/packages/:name`, summary: "Get a package and its actions", tag: "Packages", responses: { 200: ["the package", Package], 400: ["bad name"], 404: ["no such package"], ...auth } },
   { method: "put", path: `${NS}/packages/:name`, summary: "Create or update a package (or a binding)", tag: "Packages", query: OverwriteQuery, body: PackagePut, responses: { 200: ["the stored package", Package], 400: ["bad name or body"], 404: ["the bound package does not exist"], 409: ["exists (without overwrite=true) or changed meanwhile"], ...auth } },

@@ -10,6 +10,7 @@ import {
   runtimeOf,
   type Action,
   type ActivationStatus,
+  type KeyValue,
 } from "../../contracts/index.ts";
 import type { ActionStore } from "../action-store.ts";
 import { actionSummaryView, actionView } from "../action-view.ts";
@@ -199,11 +200,16 @@ async function actionFromPut(deps: ActionRoutesDeps, at: ActionAddress, put: Act
     // Limits given replace the old ones (missing fields take the defaults); none keeps them.
     limits: put.limits ? ActionLimits.parse(put.limits) : (existing?.limits ?? ActionLimits.parse({})),
     parameters: put.parameters ?? existing?.parameters ?? [],
-    annotations: put.annotations ?? existing?.annotations ?? [],
+    annotations: withExecAnnotation(put.annotations ?? existing?.annotations ?? [], exec.kind),
     publish: put.publish ?? existing?.publish ?? false,
     codeHash,
     updated: Date.now(),
   };
+}
+
+/** OpenWhisk adds `exec: <kind>` to every action's annotations; `wsk action list` shows it. */
+function withExecAnnotation(annotations: KeyValue[], kind: string): KeyValue[] {
+  return [...annotations.filter((a) => a.key !== "exec"), { key: "exec", value: kind }];
 }
 
 function nextPatchVersion(version: string): string {
