@@ -18,7 +18,24 @@ export const Messages = {
   invalidJson: "request body is not valid JSON",
   notJson: "Content-Type must be application/json",
   internal: "There was an error processing your request.",
+  unavailable: "The platform is busy or reconnecting to NATS; try again shortly.",
 } as const;
+
+/**
+ * NATS failures that say "not now" rather than "broken": a request that timed out, nobody
+ * answering, a connection being re-established, JetStream shedding load. They become 503 with
+ * Retry-After, which clients retry, instead of a 500.
+ */
+const TRANSIENT_NATS_ERRORS = new Set([
+  "TimeoutError", "NoResponders", "RequestError", "ClosedConnectionError", "DrainingConnectionError", "ConnectionError",
+]);
+function isTransientNatsError(err: Error): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (TRANSIENT_NATS_ERRORS.has(e.name)) return true;
+    if (e.name === "JetStreamApiError" && (e as { code?: number }).code === 503) return true;
+  }
+  return false;
+}
 
 /** An error with the status and message the client should see; headers go on the response. */
 export class ApiError extends HTTPException {
@@ -54,6 +71,11 @@ export function errorHandler(logger: Logger): ErrorHandler<GatewayEnv> {
       const headers = err instanceof ApiError ? err.headers : {};
       for (const [name, value] of Object.entries(headers)) c.header(name, value);
       return c.json({ error: err.message, code }, err.status);
+    }
+    if (isTransientNatsError(err)) {
+      logger.warn({ err, code, method: c.req.method, path: c.req.path }, "NATS unavailable for a request");
+      c.header("Retry-After", "1");
+      return c.json({ error: Messages.unavailable, code }, 503);
     }
     logger.error({ err, code, method: c.req.method, path: c.req.path }, "unexpected error");
     return c.json({ error: Messages.internal, code }, 500);

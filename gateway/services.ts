@@ -60,6 +60,7 @@ export async function openGatewayServices(opts: GatewayServicesOptions): Promise
   );
   await limiter.start();
   const inbox = new ResultInbox(nc, gatewayId, logger);
+  const link = watchConnection(nc);
   const deps: GatewayDeps = {
     logger,
     authenticate: createAuthenticator(authKv),
@@ -70,7 +71,7 @@ export async function openGatewayServices(opts: GatewayServicesOptions): Promise
     build: createBuilder(nc),
     invoker: createInvoker(jetstream(nc), inbox, logger, limiter),
     blockingWaitMs: opts.blockingWaitMs ?? DEFAULT_BLOCKING_WAIT_MS,
-    isConnected: () => !nc.isClosed(),
+    isConnected: () => link.connected && !nc.isClosed(),
   };
   return {
     deps,
@@ -80,4 +81,19 @@ export async function openGatewayServices(opts: GatewayServicesOptions): Promise
       void limiter.close();
     },
   };
+}
+
+/**
+ * Whether the connection is up right now: the client reconnects forever, so "not closed" is not
+ * enough for /health to tell a load balancer to look elsewhere while NATS is away.
+ */
+function watchConnection(nc: NatsConnection): { connected: boolean } {
+  const link = { connected: true };
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === "disconnect" || status.type === "reconnecting") link.connected = false;
+      else if (status.type === "reconnect") link.connected = true;
+    }
+  })();
+  return link;
 }
