@@ -2,7 +2,7 @@
 // OpenWhisk's ranges, updates with overwrite, `code=false`, `publish`, the nodejs kind aliases —
 // against a whole platform on a real nats-server and real KVM virtines.
 import test from "ava";
-import { startPlatform, type Platform } from "./harness.ts";
+import { api, startPlatform, type Platform } from "./harness.ts";
 
 let platform: Platform;
 test.before(async () => {
@@ -12,7 +12,6 @@ test.after.always(async () => {
   await platform?.stop();
 });
 
-const api = (path: string) => `/api/v1/namespaces/_/${path}`;
 const ECHO_JS = `function main(params) { console.log("echo"); return params; }`;
 const ECHO_C = `#include <vespid.h>
 const char *vespid_main(const char *params) { return params; }`;

@@ -5,7 +5,7 @@ import test from "ava";
 import { Kvm } from "@nats-io/kv";
 import { ACTIVATIONS_BUCKET, AUTH_BUCKET, activationKey, type Activation } from "../contracts/index.ts";
 import { createApiKey, formatApiKey } from "../gateway/keys.ts";
-import { startPlatform, type Platform } from "./harness.ts";
+import { api, annotation, startPlatform, type Platform } from "./harness.ts";
 
 /** Short, so the 202 test need not wait OpenWhisk's full minute; generous next to a warm call. */
 const BLOCKING_WAIT_MS = 4_000;
@@ -23,7 +23,6 @@ test.after.always(async () => {
   await platform?.stop();
 });
 
-const api = (path: string) => `/api/v1/namespaces/_/${path}`;
 const get = (path: string, auth?: string) => platform.request("GET", api(path), undefined, {}, auth ? { auth } : {});
 
 async function created(t: { is(a: unknown, b: unknown, m?: string): void }, name: string, code: string, auth?: string) {
@@ -45,7 +44,6 @@ async function eventually(path: string, check: (body: any, status: number) => bo
 }
 
 const ECHO = `function main(params) { console.log("echo", JSON.stringify(params)); return { echo: params }; }`;
-const annotation = (record: any, key: string) => record.annotations.find((a: any) => a.key === key)?.value;
 
 test("a record has OpenWhisk's fields, initTime on the cold start only, and reads back by id, logs and result", async (t) => {
   // Code of its own: snapshots are shared by code hash, and ECHO may already be warm from another test.

@@ -2,7 +2,7 @@
 // JavaScript actions, including the ways a function can fail and the ways a request can be wrong.
 import test from "ava";
 import { RUNNER_HEARTBEAT_SUBJECT, RunnerHeartbeat } from "../contracts/index.ts";
-import { startPlatform, type Platform } from "./harness.ts";
+import { api, waitForActivation, startPlatform, type Platform } from "./harness.ts";
 
 let platform: Platform;
 test.before(async () => {
@@ -12,7 +12,6 @@ test.after.always(async () => {
   await platform?.stop();
 });
 
-const api = (path: string) => `/api/v1/namespaces/_/${path}`;
 const put = (name: string, kind: string, code: string, extra: Record<string, unknown> = {}) =>
   platform.request("PUT", api(`actions/${name}`), { exec: { kind, code }, ...extra });
 const invoke = (name: string, params: unknown = {}, query = "blocking=true") =>
@@ -23,15 +22,6 @@ async function created(t: { is(a: unknown, b: unknown, m?: string): void }, name
   t.is(res.status, 200, `PUT ${name}: ${JSON.stringify(res.body)}`);
 }
 
-/** Polls an activation until the runner has stored it. */
-async function activation(id: string) {
-  for (let i = 0; i < 200; i++) {
-    const res = await platform.request("GET", api(`activations/${id}`));
-    if (res.status === 200) return res.body;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`activation ${id} never appeared`);
-}
 
 const C_HELLO = `#include <stdio.h>
 #include <vespid.h>
@@ -78,7 +68,7 @@ for (const [kind, code] of [["c", C_HELLO], ["nodejs", JS_HELLO]] as const) {
     const queued = await invoke(name, { who: "async" }, "");
     t.is(queued.status, 202);
     t.regex(queued.body.activationId, /^[0-9a-f]{32}$/);
-    const record = await activation(queued.body.activationId);
+    const record = await waitForActivation(platform, queued.body.activationId);
     t.like(record, { activationId: queued.body.activationId, name, response: { status: "success", result: { echo: { who: "async" } } } });
 
     const deleted = await platform.request("DELETE", api(`actions/${name}`));

@@ -128,3 +128,20 @@ async function request(baseUrl: string, auth: string | false, method: string, pa
   }
   return { status: res.status, headers: Object.fromEntries(res.headers), body: parsed };
 }
+
+/** A path in the caller's own namespace: `api("actions/x")` → `/api/v1/namespaces/_/actions/x`. */
+export const api = (path: string): string => `/api/v1/namespaces/_/${path}`;
+
+/** The value of an activation's (or action's) annotation `key`. */
+export const annotation = (record: { annotations: Array<{ key: string; value: unknown }> }, key: string): any =>
+  record.annotations.find((a) => a.key === key)?.value;
+
+/** Polls `GET …/activations/{id}` until the runner has stored it (10 s at most). */
+export async function waitForActivation(platform: Platform, id: string): Promise<any> {
+  for (let i = 0; i < 200; i++) {
+    const res = await platform.request("GET", api(`activations/${id}`));
+    if (res.status === 200) return res.body;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`activation ${id} never appeared`);
+}

@@ -3,7 +3,7 @@
 // with their own parameters on top; 409 when deleting a package that still has actions.
 import test from "ava";
 import { Admin } from "../admin/namespaces.ts";
-import { startPlatform, type Platform } from "./harness.ts";
+import { api, startPlatform, type Platform } from "./harness.ts";
 
 let platform: Platform;
 test.before(async () => {
@@ -13,7 +13,6 @@ test.after.always(async () => {
   await platform?.stop();
 });
 
-const api = (path: string) => `/api/v1/namespaces/_/${path}`;
 const ECHO_JS = `function main(params) { return params; }`;
 const ECHO_C = `#include <vespid.h>
 const char *vespid_main(const char *params) { return params; }`;

@@ -5,7 +5,7 @@ import { Kvm } from "@nats-io/kv";
 import { ACTIVATIONS_BUCKET } from "../contracts/index.ts";
 import { loadConfig } from "../infra/config.ts";
 import { provision } from "../infra/provision.ts";
-import { startPlatform, type Platform } from "./harness.ts";
+import { api, startPlatform, type Platform } from "./harness.ts";
 
 /** Long enough to read a record back after the call, short enough to watch it expire. */
 const RETENTION_MS = 3_000;
@@ -18,7 +18,6 @@ test.after.always(async () => {
   await platform?.stop();
 });
 
-const api = (path: string) => `/api/v1/namespaces/_/${path}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test.serial("the activations bucket has the configured max age", async (t) => {

@@ -2,7 +2,7 @@
 // virtine, the output of one the input of the next, mixing C and JavaScript and packaged actions.
 // The sequence's activation lists the component activations; each of those names its cause.
 import test from "ava";
-import { startPlatform, type Platform } from "./harness.ts";
+import { api, waitForActivation, annotation, startPlatform, type Platform } from "./harness.ts";
 
 let platform: Platform;
 test.before(async () => {
@@ -21,7 +21,6 @@ test.after.always(async () => {
   await platform?.stop();
 });
 
-const api = (path: string) => `/api/v1/namespaces/_/${path}`;
 const INC_JS = `function main({ n }) { console.log("inc", n); return { n: n + 1 }; }`;
 /** Multiplies n by its `factor` default parameter, showing a component's defaults under its input. */
 const DOUBLE_C = `#include <vespid.h>
@@ -36,16 +35,6 @@ const char *vespid_main(const char *params) {
 /** Squares n and adds the package's `offset` default. */
 const SQUARE_JS = `function main({ n, offset }) { return { n: n * n + offset }; }`;
 
-async function activation(id: string) {
-  for (let i = 0; i < 200; i++) {
-    const res = await platform.request("GET", api(`activations/${id}`));
-    if (res.status === 200) return res.body;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`activation ${id} never appeared`);
-}
-const annotation = (record: { annotations: Array<{ key: string; value: unknown }> }, key: string) =>
-  record.annotations.find((a) => a.key === key)?.value;
 
 test("a sequence of three actions (JS, C, packaged JS) passes each result on and lists its components", async (t) => {
   const created = await platform.request("PUT", api("actions/pipeline"), {
@@ -64,14 +53,14 @@ test("a sequence of three actions (JS, C, packaged JS) passes each result on and
 
   const names = [];
   for (const id of res.body.logs) {
-    const component = await activation(id);
+    const component = await waitForActivation(platform, id);
     t.is(component.cause, res.body.activationId);
     t.is(annotation(component, "causedBy"), "sequence");
     t.true(component.response.success);
     names.push(component.name);
   }
   t.deepEqual(names, ["inc", "double", "math/square"]);
-  const first = await activation(res.body.logs[0]);
+  const first = await waitForActivation(platform, res.body.logs[0]);
   t.true(first.logs.some((l: string) => l.endsWith("stdout: inc 1")), first.logs.join("\n"));
 
   const resultOnly = await platform.request("POST", api("actions/pipeline?blocking=true&result=true"), { n: 2 });
@@ -95,7 +84,7 @@ test("nested sequences run flattened; a non-blocking sequence is recorded", asyn
 
   const queued = await platform.request("POST", api("actions/outer"), { n: 1 });
   t.is(queued.status, 202);
-  const record = await activation(queued.body.activationId);
+  const record = await waitForActivation(platform, queued.body.activationId);
   t.deepEqual(record.response.result, { n: 6 });
   t.is(record.logs.length, 3);
 });

@@ -5,7 +5,7 @@ import test from "ava";
 import { Kvm } from "@nats-io/kv";
 import { ACTION_VERSIONS_BUCKET } from "../contracts/index.ts";
 import { MAX_VERSIONS } from "../gateway/version-store.ts";
-import { startPlatform, type Platform } from "./harness.ts";
+import { api, startPlatform, type Platform } from "./harness.ts";
 
 let platform: Platform;
 test.before(async () => {
@@ -15,7 +15,6 @@ test.after.always(async () => {
   await platform?.stop();
 });
 
-const api = (path: string) => `/api/v1/namespaces/_/${path}`;
 const returning = (v: number) => `function main(p) { return { v: ${v}, p }; }`;
 const putVersion = (name: string, v: number, overwrite = true) =>
   platform.request("PUT", api(`actions/${name}${overwrite ? "?overwrite=true" : ""}`), { exec: { kind: "nodejs", code: returning(v) } });
