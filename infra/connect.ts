@@ -16,6 +16,9 @@ export async function connectNats(url: string, name: string): Promise<NatsConnec
       timeout: DEFAULT_CONNECT_TIMEOUT_MS,
       // A long-running service rides out server restarts instead of dying after the default 10 tries.
       maxReconnectAttempts: -1,
+      // Otherwise every request builds an Error up front for its stack trace: measured at ~0.25 ms
+      // of CPU per invocation on the hot path (gateway, scheduler and runner all make requests).
+      noAsyncTraces: true,
     });
   } catch (err) {
     throw new Error(`cannot connect to NATS at ${url}: ${(err as Error).message}`);
