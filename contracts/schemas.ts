@@ -41,7 +41,10 @@ export const ActionLimits = z.object({
   timeout: z.number().int().min(100).max(300_000).default(60_000),
   /** Guest memory, in MiB. */
   memory: z.number().int().min(16).max(512).default(256),
-  /** Log bytes kept per activation, in MB (OpenWhisk's range; the runner also caps at 1 MiB). */
+  /**
+   * Log bytes kept per activation, in MB of 1024² bytes (OpenWhisk's range); the runner caps it at
+   * what one activation record can carry (MAX_RECORD_LOG_BYTES in runner/logs-format.ts).
+   */
   logs: z.number().int().min(0).max(10).default(10),
 });
 export type ActionLimits = z.infer<typeof ActionLimits>;
@@ -118,12 +121,23 @@ export const InvocationEvent = z.object({
    * (`?version=`) or the action behind a package binding. `params` already hold its defaults.
    */
   target: z.object({ namespace: z.string(), name: z.string(), version: z.string().optional() }).optional(),
+  /** `namespace/binding` when invoked through a package binding; recorded as the `binding` annotation. */
+  binding: z.string().optional(),
   /**
    * Set for a sequence: its components, resolved by the gateway (packages, bindings, nested
    * sequences flattened) with each one's default parameters; the runner runs them in order.
    */
   sequence: z
-    .array(z.object({ namespace: z.string(), name: z.string(), version: z.string(), params: z.record(z.string(), z.unknown()) }))
+    .array(
+      z.object({
+        namespace: z.string(),
+        name: z.string(),
+        version: z.string(),
+        params: z.record(z.string(), z.unknown()),
+        /** As the event's `binding`, for a component named through a package binding. */
+        binding: z.string().optional(),
+      }),
+    )
     .max(50)
     .optional(),
 });

@@ -14,6 +14,8 @@ export interface InvocationRequest {
   /** A binding's or pinned version's stored action, and a sequence's steps (see InvocationEvent). */
   target?: InvocationEvent["target"];
   sequence?: InvocationEvent["sequence"];
+  /** `namespace/binding` when the action was named through a package binding. */
+  binding?: InvocationEvent["binding"];
 }
 
 export interface InvocationOutcome {

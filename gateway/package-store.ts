@@ -24,6 +24,21 @@ export class PackageStore {
     return entries.flatMap((entry) => (entry?.operation === "PUT" ? [Package.parse(entry.json())] : []));
   }
 
+  /**
+   * Every namespace's published packages (`GET …/packages?public=true`). A scan of the whole
+   * bucket: packages are few next to actions and activations, and only this listing needs it.
+   */
+  async listPublished(): Promise<Package[]> {
+    const keys: string[] = [];
+    for await (const key of await this.kv.keys("*.*")) keys.push(key);
+    const entries = await Promise.all(keys.map((key) => this.kv.get(key)));
+    return entries.flatMap((entry) => {
+      if (entry?.operation !== "PUT") return [];
+      const pkg = Package.parse(entry.json());
+      return pkg.publish ? [pkg] : [];
+    });
+  }
+
   async create(pkg: Package): Promise<boolean> {
     return ifUnchanged(() => this.kv.create(packageKey(pkg.namespace, pkg.name), JSON.stringify(pkg)));
   }

@@ -24,6 +24,8 @@ export interface ResolvedAction {
   action: Action;
   /** Default parameters, package's then binding's then action's. */
   defaults: Record<string, unknown>;
+  /** `namespace/binding` when reached through a package binding: OpenWhisk's `binding` annotation. */
+  binding?: string;
 }
 
 /** The name an action is stored under: `name`, or `pkg/name` inside a package. */
@@ -34,6 +36,7 @@ export async function resolveAction(stores: EntityStores, at: ActionAddress, ver
   let codeNamespace = at.namespace;
   let codeName = at.name;
   let defaults: Record<string, unknown> = {};
+  let binding: string | undefined;
   if (at.pkg !== undefined) {
     const pkg = (await stores.packages.get(at.namespace, at.pkg))?.pkg;
     if (!pkg) return undefined;
@@ -44,6 +47,7 @@ export async function resolveAction(stores: EntityStores, at: ActionAddress, ver
       codeNamespace = bound.namespace;
       codeName = storedName({ pkg: bound.name, name: at.name });
       defaults = { ...keyValuesToObject(bound.parameters), ...keyValuesToObject(pkg.parameters) };
+      binding = `${pkg.namespace}/${pkg.name}`;
     } else {
       codeName = storedName(at);
       defaults = keyValuesToObject(pkg.parameters);
@@ -54,7 +58,7 @@ export async function resolveAction(stores: EntityStores, at: ActionAddress, ver
       ? (await stores.actions.get(codeNamespace, codeName))?.action
       : await stores.versions.get(codeNamespace, codeName, version);
   if (!action) return undefined;
-  return { action, defaults: { ...defaults, ...keyValuesToObject(action.parameters) } };
+  return { action, defaults: { ...defaults, ...keyValuesToObject(action.parameters) }, ...(binding && { binding }) };
 }
 
 /** Longest chain of nested sequences, and most components once flattened. */
@@ -72,24 +76,37 @@ export function parseComponent(component: string, callerNamespace: string): Acti
 type SequenceSteps = NonNullable<InvocationEvent["sequence"]>;
 
 /**
+ * Whether `caller` may run the action at `at`: its own, or one in another namespace's published
+ * package (OpenWhisk shares packages, never loose actions). Whether the action exists is not asked.
+ */
+async function mayUse(stores: EntityStores, caller: string, at: ActionAddress): Promise<boolean> {
+  if (at.namespace === caller) return true;
+  if (at.pkg === undefined) return false;
+  return (await stores.packages.get(at.namespace, at.pkg))?.pkg.publish === true;
+}
+
+/**
  * The primitive actions a sequence runs, in order, nested sequences flattened. Fails with 400
  * naming the component that is missing, foreign, or makes the sequence too deep or too long.
+ * `owner` is the namespace the components were written in: `_` is theirs, and a component outside
+ * it must be in a published package. A nested sequence is its owner's: its components answer to it.
  */
-export async function flattenSequence(stores: EntityStores, callerNamespace: string, components: readonly string[], depth = 0): Promise<SequenceSteps> {
+export async function flattenSequence(stores: EntityStores, owner: string, components: readonly string[], depth = 0): Promise<SequenceSteps> {
   if (depth >= MAX_SEQUENCE_DEPTH) throw new ApiError(400, `exec.components: sequences nest deeper than ${MAX_SEQUENCE_DEPTH} levels`);
   const steps: SequenceSteps = [];
   for (const [i, component] of components.entries()) {
-    const at = parseComponent(component, callerNamespace);
-    if (at.namespace !== callerNamespace) {
-      throw new ApiError(400, `exec.components.${i}: ${component} is not in your namespace`);
+    const at = parseComponent(component, owner);
+    // One answer for unpublished and missing packages: another namespace's private names stay unknown.
+    if (!(await mayUse(stores, owner, at))) {
+      throw new ApiError(400, `exec.components.${i}: ${component} is not in your namespace nor in a published package`);
     }
     const resolved = await resolveAction(stores, at);
     if (!resolved) throw new ApiError(400, `exec.components.${i}: action ${component} does not exist`);
-    const { action, defaults } = resolved;
+    const { action, defaults, binding } = resolved;
     if (action.exec.kind === "sequence") {
-      steps.push(...(await flattenSequence(stores, callerNamespace, action.exec.components, depth + 1)));
+      steps.push(...(await flattenSequence(stores, action.namespace, action.exec.components, depth + 1)));
     } else {
-      steps.push({ namespace: action.namespace, name: action.name, version: action.version, params: defaults });
+      steps.push({ namespace: action.namespace, name: action.name, version: action.version, params: defaults, ...(binding && { binding }) });
     }
     if (steps.length > MAX_SEQUENCE_COMPONENTS) {
       throw new ApiError(400, `exec.components: the sequence runs more than ${MAX_SEQUENCE_COMPONENTS} actions`);

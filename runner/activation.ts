@@ -102,7 +102,10 @@ export function buildActivation({ event, action, start, end, verdict, logs = [],
             { key: "limits", value: { timeout: action.limits.timeout, memory: action.limits.memory, logs: action.limits.logs } },
           ]
         : []),
-      { key: "path", value: `${event.namespace}/${event.name}` },
+      // The action that ran, as OpenWhisk's: through a binding or another namespace's published
+      // package, that is the action where it lives, not the name the caller used.
+      { key: "path", value: event.target ? `${event.target.namespace}/${event.target.name}` : `${event.namespace}/${event.name}` },
+      ...(event.binding ? [{ key: "binding", value: event.binding }] : []),
       { key: "waitTime", value: Math.max(0, start - event.published) },
       ...(initTime !== undefined ? [{ key: "initTime", value: initTime }] : []),
       ...extraAnnotations,

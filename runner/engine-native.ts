@@ -54,6 +54,7 @@ export interface NativeEngineOptions {
   /** Memory for snapshots and idle VMs, bytes (default 2 GiB); process-wide, the last setting wins. */
   poolBudget?: number;
   resultLimit?: number;
+  /** Log bytes kept per call that does not set its own EngineRequest.logLimit. */
   logLimit?: number;
 }
 
@@ -64,7 +65,7 @@ export interface NativeEngineOptions {
 export function openNativeEngine(opts: NativeEngineOptions = {}): Engine {
   const { fns, doneType } = loadNative();
   const resultLimit = opts.resultLimit ?? DEFAULT_RESULT_LIMIT;
-  const logLimit = opts.logLimit ?? DEFAULT_LOG_LIMIT;
+  const defaultLogLimit = opts.logLimit ?? DEFAULT_LOG_LIMIT;
   const pending = sharedPending;
   sharedCallback ??= koffi.register((job: number) => completeJob(fns, job), koffi.pointer(doneType));
   const r = fns.workersStart(Math.max(opts.threads ?? 0, defaultThreads()), sharedCallback);
@@ -77,6 +78,7 @@ export function openNativeEngine(opts: NativeEngineOptions = {}): Engine {
       if (closed) return Promise.reject(new Error("engine closed"));
       const job = nextJob++;
       const params = Buffer.from(req.params, "utf8");
+      const logLimit = req.logLimit ?? defaultLogLimit;
       return new Promise<EngineOutcome>((resolve, reject) => {
         pending.set(job, { resolve, reject, resultLimit, logLimit });
         // The result buffer holds the result plus the NUL the engine's error path may write.
@@ -117,6 +119,17 @@ function keepAlive() {
   aliveTimer ??= setInterval(() => {}, 60_000);
 }
 
+/**
+ * Buffers vsp_collect copies into, reused by every job: they are read (into strings) before
+ * completeJob returns, and a fresh multi-MiB buffer per call halved the engine's throughput once
+ * the log limit could be 4 MiB. Each grows to the largest size asked for and stays.
+ */
+const scratchBuffers = { result: Buffer.alloc(0), logs: Buffer.alloc(0) };
+function scratch(which: keyof typeof scratchBuffers, size: number): Buffer {
+  if (scratchBuffers[which].length < size) scratchBuffers[which] = Buffer.allocUnsafe(size);
+  return scratchBuffers[which].subarray(0, size);
+}
+
 function completeJob(fns: Native, job: number): void {
   const w = sharedPending.get(job);
   if (!w) return;
@@ -125,8 +138,8 @@ function completeJob(fns: Native, job: number): void {
     clearInterval(aliveTimer);
     aliveTimer = undefined;
   }
-  const result = Buffer.allocUnsafe(w.resultLimit + 1);
-  const logs = Buffer.allocUnsafe(w.logLimit);
+  const result = scratch("result", w.resultLimit + 1);
+  const logs = scratch("logs", w.logLimit);
   const o = new BigInt64Array(7);
   const r = fns.collect(job, result, result.length, logs, logs.length, o);
   if (r < 0) return w.reject(new Error(`the virtine engine lost job ${job} (errno ${-r})`));

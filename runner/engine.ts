@@ -17,6 +17,8 @@ export interface EngineRequest {
    * mean the same image, init bytes and code (the runner uses the code hash). Absent: a fresh boot.
    */
   snapshotKey?: string;
+  /** Log bytes to keep for this call (the action's limit); the engine's own default when absent. */
+  logLimit?: number;
 }
 
 /** How the guest ended. `ok` carries a result; the rest carry `error`. */

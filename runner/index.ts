@@ -12,7 +12,7 @@ import type { Engine } from "./engine.ts";
 import { startHeartbeat } from "./heartbeat.ts";
 import type { ImageStore } from "./images.ts";
 import { runInvocation } from "./invocation.ts";
-import { LOG_LIMIT_BYTES } from "./logs-format.ts";
+import { MAX_RECORD_LOG_BYTES } from "./logs-format.ts";
 import { ActivationRecorder } from "./recorder.ts";
 
 export interface RunnerOptions {
@@ -49,7 +49,8 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
   // Loaded only when no substitute is given: the native engine maps a shared library and the
   // image store needs the guest toolchain, neither of which tests with substitutes should require.
   const engine = opts.engine ?? (await import("./engine-native.ts")).openNativeEngine({
-    logLimit: LOG_LIMIT_BYTES,
+    // Each invocation passes its action's own limit; this only covers calls that do not.
+    logLimit: MAX_RECORD_LOG_BYTES,
     threads: opts.capacity,
     ...(opts.poolMb !== undefined && { poolBudget: opts.poolMb * 1024 * 1024 }),
   });

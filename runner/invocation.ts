@@ -7,7 +7,7 @@ import { buildActivation, developerError, internalError, verdictOf } from "./act
 import type { Engine } from "./engine.ts";
 import type { ImageStore } from "./images.ts";
 import { loadAction } from "./load-action.ts";
-import { formatLogs } from "./logs-format.ts";
+import { formatLogs, logLimitBytes } from "./logs-format.ts";
 import type { ActivationRecorder } from "./recorder.ts";
 import { runSequence } from "./sequence.ts";
 
@@ -63,6 +63,8 @@ export async function execute(
     return buildActivation({ event, action, start, end: Date.now(), verdict: developerError(image.error), extraAnnotations });
   }
 
+  // limits.logs is in MB, capped at what one activation record can carry (see logLimitBytes).
+  const logLimit = logLimitBytes(action.limits.logs, deps.recorder.maxPayload);
   const outcome = await deps.engine.run({
     image: image.image,
     // The JS interpreter image reads the action's source at init; a C image has it compiled in.
@@ -73,6 +75,7 @@ export async function execute(
     // The code hash names the image and init bytes exactly, so calls of this version share a
     // snapshot (the engine keys it by memory size as well).
     snapshotKey: image.codeHash,
+    logLimit,
   });
   const end = Date.now();
   return buildActivation({
@@ -81,8 +84,8 @@ export async function execute(
     start,
     end,
     verdict: verdictOf(outcome, action.limits),
-    // limits.logs is in MB; only 0 (no logs) changes anything below the runner's own 1 MiB cap.
-    logs: action.limits.logs === 0 ? [] : formatLogs(outcome.logs, outcome.logsTruncated, end),
+    // 0 means no logs at all, not even the truncation marker (OpenWhisk's behaviour).
+    logs: logLimit === 0 ? [] : formatLogs(outcome.logs, outcome.logsTruncated, end, logLimit),
     // No separate init phase to time: a cold call's engine time (boot + init + run) stands for it.
     initTime: outcome.coldStart ? Math.max(1, Math.round(outcome.micros / 1000)) : undefined,
     extraAnnotations,

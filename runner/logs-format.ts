@@ -2,24 +2,37 @@
 // per line of output.
 import type { LogLine } from "./engine.ts";
 
+/** OpenWhisk's megabyte, in which `limits.logs` is given (its ByteSize counts MB as 1024²). */
+export const LOG_LIMIT_UNIT = 1024 * 1024;
+
 /**
- * Log bytes kept per activation; the runner opens the engine with this limit and the marker line
- * below names it. Smaller than OpenWhisk's 10 MB because the whole record, with a result of up to
- * 1 MiB, must fit one NATS message.
+ * Most log bytes an activation may keep, whatever its `limits.logs` says (OpenWhisk allows up to
+ * 10 MB). The whole record — logs, a result of up to 1 MiB, annotations — must fit one NATS message
+ * (it is both the KV value and the reply to a blocking caller), and formatting adds a timestamp and
+ * stream name to every line. So an action keeps at most half of the server's max_payload, and never
+ * more than 4 MiB (half of the embedded server's 8 MiB). A record that still does not fit loses its
+ * logs (fitActivation in activation.ts) rather than failing to be stored.
  */
-export const LOG_LIMIT_BYTES = 1024 * 1024;
+export const MAX_RECORD_LOG_BYTES = 4 * LOG_LIMIT_UNIT;
+
+/** Log bytes the engine keeps for an action with `limits.logs` of `limitMb`, on a server with `maxPayload`. */
+export function logLimitBytes(limitMb: number, maxPayload: number): number {
+  return Math.max(0, Math.min(limitMb * LOG_LIMIT_UNIT, MAX_RECORD_LOG_BYTES, Math.floor(maxPayload / 2)));
+}
 
 /** OpenWhisk's own wording, so tools that look for it recognise cut logs. */
-export const TRUNCATED_LOGS_MARKER = `Logs were truncated because the total bytes size exceeds the limit of ${LOG_LIMIT_BYTES} bytes.`;
+export const truncatedLogsMarker = (limitBytes: number): string =>
+  `Logs were truncated because the total bytes size exceeds the limit of ${limitBytes} bytes.`;
 
-export function formatLogs(lines: readonly LogLine[], truncated: boolean, end: number): string[] {
+/** `limitBytes` is the limit the engine applied, named in the marker line when `truncated`. */
+export function formatLogs(lines: readonly LogLine[], truncated: boolean, end: number, limitBytes: number): string[] {
   const formatted = lines.flatMap((line) =>
     line.text
       .replace(/\r?\n$/, "")
       .split(/\r?\n/)
       .map((text) => `${timestamp(line.time)} ${line.stream}: ${text}`),
   );
-  if (truncated) formatted.push(`${timestamp(end)} stderr: ${TRUNCATED_LOGS_MARKER}`);
+  if (truncated) formatted.push(`${timestamp(end)} stderr: ${truncatedLogsMarker(limitBytes)}`);
   return formatted;
 }
 

@@ -17,9 +17,14 @@ export class ActivationRecorder {
     private readonly logger: Logger,
   ) {}
 
+  /** Largest NATS message the server takes, bytes: a record must fit one. */
+  get maxPayload(): number {
+    return this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
+  }
+
   /** True when the record was stored. The blocking caller, if any, gets it either way. */
   async record(activation: Activation, replyTo?: string): Promise<boolean> {
-    const maxBytes = (this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD) - HEADER_ROOM;
+    const maxBytes = this.maxPayload - HEADER_ROOM;
     const json = JSON.stringify(fitActivation(activation, maxBytes));
     const { activationId, namespace } = activation;
     let stored = true;

@@ -29,6 +29,7 @@ export async function runSequence(event: InvocationEvent, sequence: Action, star
       params: { ...step.params, ...input },
       published: Date.now(),
       target: { namespace: step.namespace, name: step.name, version: step.version },
+      ...(step.binding && { binding: step.binding }),
     };
     last = { ...(await execute(component, Date.now(), deps, [{ key: "causedBy", value: "sequence" }])), cause: event.activationId };
     componentIds.push(last.activationId);

@@ -28,8 +28,12 @@ import { connectNats } from "../infra/connect.ts";
 import { findNatsServer, startLocalNats, type LocalNats } from "../infra/nats-server.ts";
 import { provision } from "../infra/provision.ts";
 import { startRunner } from "../runner/index.ts";
-import { LOG_LIMIT_BYTES, TRUNCATED_LOGS_MARKER } from "../runner/logs-format.ts";
+import { LOG_LIMIT_UNIT, truncatedLogsMarker } from "../runner/logs-format.ts";
 import { startScheduler } from "../scheduler/index.ts";
+
+/** limits.logs of 1 (MB): the engine keeps this many log bytes. */
+const LOG_LIMIT_BYTES = LOG_LIMIT_UNIT;
+const TRUNCATED_LOGS_MARKER = truncatedLogsMarker(LOG_LIMIT_BYTES);
 
 const logger = pino({ level: process.env.VESPID_LOG_LEVEL ?? "silent" });
 const RUNNER_CAPACITY = 2;
@@ -271,8 +275,8 @@ for (const [i, failure] of failures.entries()) {
   });
 }
 
-test("logs beyond the runner's limit are cut and end with OpenWhisk's marker line", async (t) => {
-  // 2 MiB of output, twice the limit, after one short line.
+test("logs beyond the action's limit are cut and end with OpenWhisk's marker line", async (t) => {
+  // 2 MiB of output, twice the limit of 1 MB, after one short line.
   await created(t, "chatty-c", "c", `#include <stdio.h>
 #include <string.h>
 #include <vespid.h>
@@ -282,7 +286,7 @@ const char *vespid_main(const char *params) {
     printf("first line\\n");
     for (int i = 0; i < 2048; i++) printf("%s\\n", line);
     return "{\\"done\\": true}";
-}`);
+}`, { logs: 1 });
   const res = await invoke("chatty-c");
   t.is(res.status, 200);
   t.deepEqual(res.body.response.result, { done: true });

@@ -54,7 +54,7 @@ const InvokeQuery = z.object({
   result: bool.describe("with blocking, answer with the result only"),
   version: Version.optional().describe("invoke this stored version"),
 });
-const PackageListQuery = z.object({ ...Page, public: bool });
+const PackageListQuery = z.object({ ...Page, public: bool.describe("true: also other namespaces' published packages") });
 const OverwriteQuery = z.object({ overwrite: bool.describe("true replaces an existing package (else 409)") });
 const NamespaceList = z.array(z.string()).describe("the caller's namespace (one key, one namespace)");
 const ApiInfo = z.object({ description: z.string(), api_version: z.string(), api_version_path: z.string(), runtimes: z.record(z.string(), z.unknown()) });
@@ -104,7 +104,7 @@ export const OPERATIONS: Operation[] = [
   { method: "get", path: `${NS}/activations/:activationId`, summary: "Get an activation", tag: "Activations", responses: { 200: ["the activation record", Activation], 400: ["bad activation id"], 404: ["no such activation in this namespace"], ...auth } },
   { method: "get", path: `${NS}/activations/:activationId/logs`, summary: "Get an activation's logs", tag: "Activations", responses: { 200: ["its logs", ActivationLogsView], 400: ["bad activation id"], 404: ["no such activation in this namespace"], ...auth } },
   { method: "get", path: `${NS}/activations/:activationId/result`, summary: "Get an activation's result", tag: "Activations", responses: { 200: ["its response", ActivationResultView], 400: ["bad activation id"], 404: ["no such activation in this namespace"], ...auth } },
-  { method: "get", path: `${NS}/packages`, summary: "List packages", tag: "Packages", query: PackageListQuery, responses: { 200: ["packages", z.array(Package)], 400: ["bad query"], ...auth } },
+  { method: "get", path: `${NS}/packages`, summary: "List packages", tag: "Packages", query: PackageListQuery, responses: { 200: ["packages, newest first; with public=true also other namespaces' published ones", z.array(Package)], 400: ["bad query"], ...auth } },
   { method: "get", path: `${NS}/packages/:name`, summary: "Get a package and its actions", tag: "Packages", responses: { 200: ["the package", Package], 400: ["bad name"], 404: ["no such package"], ...auth } },
   { method: "put", path: `${NS}/packages/:name`, summary: "Create or update a package (or a binding)", tag: "Packages", query: OverwriteQuery, body: PackagePut, responses: { 200: ["the stored package", Package], 400: ["bad name or body"], 404: ["the bound package does not exist"], 409: ["exists (without overwrite=true) or changed meanwhile"], ...auth } },
   { method: "delete", path: `${NS}/packages/:name`, summary: "Delete a package", tag: "Packages", responses: { 200: ["the deleted package", Package], 404: ["no such package"], 409: ["it still has actions"], ...auth } },

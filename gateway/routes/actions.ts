@@ -149,7 +149,7 @@ export function actionRoutes(deps: ActionRoutesDeps): Hono<GatewayEnv> {
     if (!resolved) {
       throw new ApiError(404, version === undefined ? Messages.notFound : `version ${version} of the action does not exist`);
     }
-    const { action, defaults } = resolved;
+    const { action, defaults, binding } = resolved;
     const name = storedName(at);
     // The runner loads `namespace/name` unless told otherwise: a binding or a pinned version.
     const elsewhere = action.namespace !== at.namespace || action.name !== name || version !== undefined;
@@ -159,6 +159,7 @@ export function actionRoutes(deps: ActionRoutesDeps): Hono<GatewayEnv> {
       // OpenWhisk's merge: invoke parameters override the defaults.
       params: { ...defaults, ...params },
       ...(elsewhere && { target: { namespace: action.namespace, name: action.name, ...(version !== undefined && { version }) } }),
+      ...(binding && { binding }),
       ...(action.exec.kind === "sequence" && { sequence: await flattenSequence(deps, at.namespace, action.exec.components) }),
     };
     const { activationId, activation } = await deps.invoker.invoke(request, {

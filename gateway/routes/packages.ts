@@ -49,8 +49,11 @@ export function packageRoutes(deps: PackageRoutesDeps): Hono<GatewayEnv> {
       .map((a) => ({ name: a.name.slice(pkg.length + 1), version: a.version, annotations: a.annotations }));
 
   app.get("/", async (c) => {
-    const { limit, skip } = validate(ListQuery, c.req.query(), "query");
-    const packages = await deps.packages.list(c.get("namespace"));
+    const { limit, skip, public: withShared } = validate(ListQuery, c.req.query(), "query");
+    const namespace = c.get("namespace");
+    const packages = await deps.packages.list(namespace);
+    // `public=true` adds what other namespaces share, as OpenWhisk's listing of public packages.
+    if (withShared) packages.push(...(await deps.packages.listPublished()).filter((p) => p.namespace !== namespace));
     packages.sort((a, b) => b.updated - a.updated || a.name.localeCompare(b.name));
     return c.json(packages.slice(skip, skip + limit).map((p) => packageView(p)));
   });
