@@ -5,5 +5,10 @@ export type GatewayEnv = {
   Variables: RequestIdVariables & {
     /** The caller's namespace, set by the auth middleware once the credentials check out. */
     namespace: string;
+    /**
+     * The namespace the path names, `_` resolved: the caller's, or another one's when the request
+     * is one of the shared reads and invocations auth.ts lets through (published packages only).
+     */
+    pathNamespace: string;
   };
 };

@@ -4,6 +4,7 @@ import { keyValuesToObject, type Action, type InvocationEvent } from "../contrac
 import type { ActionStore } from "./action-store.ts";
 import { ApiError } from "./errors.ts";
 import type { PackageStore } from "./package-store.ts";
+import { isShared } from "./sharing.ts";
 import type { VersionStore } from "./version-store.ts";
 
 export interface EntityStores {
@@ -82,7 +83,8 @@ type SequenceSteps = NonNullable<InvocationEvent["sequence"]>;
 async function mayUse(stores: EntityStores, caller: string, at: ActionAddress): Promise<boolean> {
   if (at.namespace === caller) return true;
   if (at.pkg === undefined) return false;
-  return (await stores.packages.get(at.namespace, at.pkg))?.pkg.publish === true;
+  const pkg = (await stores.packages.get(at.namespace, at.pkg))?.pkg;
+  return pkg !== undefined && isShared(pkg);
 }
 
 /**

@@ -7,6 +7,7 @@ import test from "ava";
 import { Kvm } from "@nats-io/kv";
 import { Action, ACTIONS_BUCKET, EntityName, Package, PACKAGES_BUCKET } from "../contracts/index.ts";
 import { OPERATIONS, type Operation } from "../gateway/openapi/document.ts";
+import { Admin } from "../admin/namespaces.ts";
 import { startPlatform, type Platform } from "./harness.ts";
 
 const SEED = Number(process.env.VESPID_FUZZ_SEED ?? 20261127);
@@ -22,9 +23,22 @@ async function seedEntities() {
     if (res.status !== 200) throw new Error(`seeding ${path}: ${res.status} ${JSON.stringify(res.body)}`);
   }
 }
+/**
+ * Another namespace sharing a published `pkg` with an `inner` action (and a private `hidden`), so
+ * the random requests naming it by path hit the shared reads and invocations, not only refusals.
+ */
+async function seedSharingNamespace() {
+  const { apiKey } = await (await Admin.open(platform.nc)).createNamespace("sharer");
+  const echo = { exec: { kind: "nodejs", code: "function main(p) { return p; }" } };
+  for (const [path, body] of [["packages/pkg", { publish: true }], ["actions/pkg/inner", echo], ["packages/hidden", {}]] as const) {
+    const res = await platform.request("PUT", `/api/v1/namespaces/_/${path}`, body, {}, { auth: apiKey });
+    if (res.status !== 200) throw new Error(`seeding sharer's ${path}: ${res.status} ${JSON.stringify(res.body)}`);
+  }
+}
 test.before(async () => {
   platform = await startPlatform();
   await seedEntities();
+  await seedSharingNamespace();
 });
 test.after.always(async () => {
   await platform?.stop();
@@ -85,7 +99,7 @@ function randomBody(r: ReturnType<typeof rng>): { text?: string; contentType?: s
 
 function fillPath(op: Operation, r: ReturnType<typeof rng>): string {
   return op.path.replace(/:(\w+)/g, (_, param: string) => {
-    if (param === "namespace") return r.pick(["_", "_", "_", "guest", "other", "..", "%2F"]);
+    if (param === "namespace") return r.pick(["_", "_", "_", "guest", "other", "sharer", "..", "%2F"]);
     const name = param === "activationId" ? r.pick(["0123456789abcdef0123456789abcdef", "xyz", "..", ""]) : r.pick(NAMES);
     // Most names go in escaped, as clients send them; some raw, to test the router's own parsing.
     return r.next() < 0.7 ? name.split("/").map(encodeURIComponent).join("/") : name;

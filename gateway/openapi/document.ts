@@ -72,6 +72,11 @@ const COMPONENTS = new Map<z.ZodType, string>([
 
 const NS = "/api/v1/namespaces/:namespace";
 const auth = { 401: ["missing or wrong credentials"], 403: ["the path names another namespace than the key's"] } as const;
+/** The reads and invocations another namespace may make (OpenWhisk's sharing of published packages). */
+const sharedAuth = {
+  401: auth[401],
+  403: ["another namespace's package that is not published, is a binding or does not exist (one answer for all), or its action versions"],
+} as const;
 const invokeResponses = {
   200: ["blocking: the activation (or its result with result=true)", Activation],
   202: ["not blocking, or still running after the wait: the activation id", ActivationIdBody],
@@ -83,12 +88,14 @@ const invokeResponses = {
   ...auth,
 } as const;
 
-function actionOperations(path: string, what: string): Operation[] {
+/** `shared`: another namespace may read and invoke it when its package is published. */
+function actionOperations(path: string, what: string, shared = false): Operation[] {
+  const readAuth = shared ? sharedAuth : auth;
   return [
-    { method: "get", path, summary: `Get ${what} (or its versions)`, tag: "Actions", query: ActionGetQuery, responses: { 200: ["the action", Action], 400: ["bad name or query"], 404: ["no such action or version"], ...auth } },
+    { method: "get", path, summary: `Get ${what} (or its versions)`, tag: "Actions", query: ActionGetQuery, responses: { 200: ["the action", Action], 400: ["bad name or query"], 404: ["no such action or version"], ...readAuth } },
     { method: "put", path, summary: `Create or update ${what}`, tag: "Actions", query: ActionPutQuery, body: ActionPut, responses: { 200: ["the stored action", Action], 400: ["bad name, body, limits or code that does not build"], 404: ["no such version to roll back to"], 409: ["exists (without overwrite=true) or changed meanwhile"], 413: ["body too large"], ...auth } },
     { method: "delete", path, summary: `Delete ${what}`, tag: "Actions", responses: { 200: ["the deleted action", Action], 404: ["no such action"], 409: ["changed meanwhile"], ...auth } },
-    { method: "post", path, summary: `Invoke ${what}`, tag: "Actions", query: InvokeQuery, body: Params, responses: invokeResponses },
+    { method: "post", path, summary: `Invoke ${what}`, tag: "Actions", query: InvokeQuery, body: Params, responses: { ...invokeResponses, ...readAuth } },
   ];
 }
 
@@ -99,19 +106,19 @@ export const OPERATIONS: Operation[] = [
   { method: "get", path: "/api/v1/namespaces", summary: "The caller's namespaces", tag: "Namespaces", responses: { 200: ["namespace names", NamespaceList], 401: auth[401] } },
   { method: "get", path: `${NS}/actions`, summary: "List actions", tag: "Actions", query: ActionListQuery, responses: { 200: ["actions, newest first (without code)", z.array(Action)], 400: ["bad query"], ...auth } },
   ...actionOperations(`${NS}/actions/:name`, "an action"),
-  ...actionOperations(`${NS}/actions/:pkg/:name`, "an action in a package"),
+  ...actionOperations(`${NS}/actions/:pkg/:name`, "an action in a package (another namespace's too, when published: the activation is the caller's)", true),
   { method: "get", path: `${NS}/activations`, summary: "List activations", tag: "Activations", query: ActivationListQuery, responses: { 200: ["activations, newest first: summaries, or full records with docs=true", z.union([z.array(ActivationSummary), z.array(Activation)])], 400: ["bad query"], ...auth } },
   { method: "get", path: `${NS}/activations/:activationId`, summary: "Get an activation", tag: "Activations", responses: { 200: ["the activation record", Activation], 400: ["bad activation id"], 404: ["no such activation in this namespace"], ...auth } },
   { method: "get", path: `${NS}/activations/:activationId/logs`, summary: "Get an activation's logs", tag: "Activations", responses: { 200: ["its logs", ActivationLogsView], 400: ["bad activation id"], 404: ["no such activation in this namespace"], ...auth } },
   { method: "get", path: `${NS}/activations/:activationId/result`, summary: "Get an activation's result", tag: "Activations", responses: { 200: ["its response", ActivationResultView], 400: ["bad activation id"], 404: ["no such activation in this namespace"], ...auth } },
-  { method: "get", path: `${NS}/packages`, summary: "List packages", tag: "Packages", query: PackageListQuery, responses: { 200: ["packages, newest first; with public=true also other namespaces' published ones", z.array(Package)], 400: ["bad query"], ...auth } },
-  { method: "get", path: `${NS}/packages/:name`, summary: "Get a package and its actions", tag: "Packages", responses: { 200: ["the package", Package], 400: ["bad name"], 404: ["no such package"], ...auth } },
+  { method: "get", path: `${NS}/packages`, summary: "List packages", tag: "Packages", query: PackageListQuery, responses: { 200: ["packages, newest first; with public=true also other namespaces' published ones; in another namespace, only its published packages", z.array(Package)], 400: ["bad query"], 401: auth[401] } },
+  { method: "get", path: `${NS}/packages/:name`, summary: "Get a package and its actions (another namespace's too, when published)", tag: "Packages", responses: { 200: ["the package", Package], 400: ["bad name"], 404: ["no such package"], ...sharedAuth } },
   { method: "put", path: `${NS}/packages/:name`, summary: "Create or update a package (or a binding)", tag: "Packages", query: OverwriteQuery, body: PackagePut, responses: { 200: ["the stored package", Package], 400: ["bad name or body"], 404: ["the bound package does not exist"], 409: ["exists (without overwrite=true) or changed meanwhile"], ...auth } },
   { method: "delete", path: `${NS}/packages/:name`, summary: "Delete a package", tag: "Packages", responses: { 200: ["the deleted package", Package], 404: ["no such package"], 409: ["it still has actions"], ...auth } },
 ];
 
 const PATH_PARAMS: Record<string, z.ZodType> = {
-  namespace: z.union([z.literal("_"), EntityName]).describe("the caller's namespace, or _ for it"),
+  namespace: z.union([z.literal("_"), EntityName]).describe("the caller's namespace, or _ for it; another namespace only to list and read its published packages and read and invoke their actions"),
   name: EntityName,
   pkg: EntityName.describe("package name"),
   activationId: ActivationId,

@@ -21,6 +21,7 @@ import { ApiError, Messages, validate } from "../errors.ts";
 import type { Invoker } from "../invoke.ts";
 import type { PackageStore } from "../package-store.ts";
 import { flag } from "../query.ts";
+import { requireSharedPackage } from "../sharing.ts";
 import { flattenSequence, resolveAction, storedName, type ActionAddress } from "../resolve-action.ts";
 import type { VersionStore } from "../version-store.ts";
 
@@ -62,10 +63,16 @@ const HTTP_STATUS_OF: Record<ActivationStatus, 200 | 500 | 502> = {
 function addressOf(c: Context<GatewayEnv>): ActionAddress {
   const pkg = c.req.param("pkg");
   return {
-    namespace: c.get("namespace"),
+    namespace: c.get("pathNamespace"),
     ...(pkg !== undefined && { pkg: validate(EntityName, pkg, "package") }),
     name: validate(EntityName, c.req.param("name"), "name"),
   };
+}
+
+/** The address of a write: auth.ts lets no write name another namespace; checked again here. */
+function ownAddressOf(c: Context<GatewayEnv>): ActionAddress {
+  if (c.get("pathNamespace") !== c.get("namespace")) throw new ApiError(403, Messages.forbidden);
+  return addressOf(c);
 }
 
 export function actionRoutes(deps: ActionRoutesDeps): Hono<GatewayEnv> {
@@ -78,9 +85,20 @@ export function actionRoutes(deps: ActionRoutesDeps): Hono<GatewayEnv> {
     return c.json(actions.slice(skip, skip + limit).map(actionSummaryView));
   });
 
+  /**
+   * For a path in another namespace (auth.ts lets only reads and invocations of `pkg/name`
+   * through): the package must be shared, and its version history stays its owner's.
+   */
+  const checkForeign = async (c: Context<GatewayEnv>, at: ActionAddress, versioned: boolean) => {
+    if (at.namespace === c.get("namespace")) return;
+    await requireSharedPackage(deps.packages, at.namespace, at.pkg);
+    if (versioned) throw new ApiError(403, "the versions of another namespace's actions are not shared");
+  };
+
   const get = async (c: Context<GatewayEnv>) => {
     const at = addressOf(c);
     const { code, version, versions } = validate(GetQuery, c.req.query(), "query");
+    await checkForeign(c, at, versions || version !== undefined);
     const current = await resolveAction(deps, at);
     if (!current) throw new ApiError(404, Messages.notFound);
     const { action } = current;
@@ -97,7 +115,7 @@ export function actionRoutes(deps: ActionRoutesDeps): Hono<GatewayEnv> {
   };
 
   const put = async (c: Context<GatewayEnv>) => {
-    const at = addressOf(c);
+    const at = ownAddressOf(c);
     const { overwrite, rollback } = validate(PutQuery, c.req.query(), "query");
     const name = storedName(at);
     if (at.pkg !== undefined) {
@@ -130,7 +148,7 @@ export function actionRoutes(deps: ActionRoutesDeps): Hono<GatewayEnv> {
   };
 
   const remove = async (c: Context<GatewayEnv>) => {
-    const at = addressOf(c);
+    const at = ownAddressOf(c);
     const stored = await deps.actions.get(at.namespace, storedName(at));
     if (!stored) throw new ApiError(404, Messages.notFound);
     if (!(await deps.actions.remove(stored.action, stored.revision))) {
@@ -145,22 +163,27 @@ export function actionRoutes(deps: ActionRoutesDeps): Hono<GatewayEnv> {
     const at = addressOf(c);
     const { blocking, result, version } = validate(InvokeQuery, c.req.query(), "query");
     const params = validate(Params, await readJsonBody(c, { whenEmpty: {} }));
+    await checkForeign(c, at, version !== undefined);
     const resolved = await resolveAction(deps, at, version);
     if (!resolved) {
       throw new ApiError(404, version === undefined ? Messages.notFound : `version ${version} of the action does not exist`);
     }
     const { action, defaults, binding } = resolved;
     const name = storedName(at);
-    // The runner loads `namespace/name` unless told otherwise: a binding or a pinned version.
-    const elsewhere = action.namespace !== at.namespace || action.name !== name || version !== undefined;
+    // The activation is the caller's, even for another namespace's shared action: it is listed
+    // and read there, and counts against the caller's limits (OpenWhisk's rule).
+    const caller = c.get("namespace");
+    // The runner loads `namespace/name` unless told otherwise: a binding, another namespace's
+    // shared action or a pinned version.
+    const elsewhere = action.namespace !== caller || action.name !== name || version !== undefined;
     const request: Parameters<Invoker["invoke"]>[0] = {
-      namespace: at.namespace,
+      namespace: caller,
       name,
       // OpenWhisk's merge: invoke parameters override the defaults.
       params: { ...defaults, ...params },
       ...(elsewhere && { target: { namespace: action.namespace, name: action.name, ...(version !== undefined && { version }) } }),
       ...(binding && { binding }),
-      ...(action.exec.kind === "sequence" && { sequence: await flattenSequence(deps, at.namespace, action.exec.components) }),
+      ...(action.exec.kind === "sequence" && { sequence: await flattenSequence(deps, action.namespace, action.exec.components) }),
     };
     const { activationId, activation } = await deps.invoker.invoke(request, {
       waitMs: blocking ? deps.blockingWaitMs : undefined,

@@ -10,6 +10,7 @@ import type { GatewayEnv } from "../env.ts";
 import { ApiError, Messages, validate } from "../errors.ts";
 import type { PackageStore } from "../package-store.ts";
 import { flag } from "../query.ts";
+import { isShared } from "../sharing.ts";
 
 export interface PackageRoutesDeps {
   actions: ActionStore;
@@ -51,6 +52,14 @@ export function packageRoutes(deps: PackageRoutesDeps): Hono<GatewayEnv> {
   app.get("/", async (c) => {
     const { limit, skip, public: withShared } = validate(ListQuery, c.req.query(), "query");
     const namespace = c.get("namespace");
+    const owner = c.get("pathNamespace");
+    if (owner !== namespace) {
+      // Another namespace's listing shows what it shares and nothing else, as OpenWhisk's does:
+      // its published packages (bindings are never readable by others, so they are left out).
+      const shared = (await deps.packages.list(owner)).filter(isShared);
+      shared.sort((a, b) => b.updated - a.updated || a.name.localeCompare(b.name));
+      return c.json(shared.slice(skip, skip + limit).map((p) => packageView(p)));
+    }
     const packages = await deps.packages.list(namespace);
     // `public=true` adds what other namespaces share, as OpenWhisk's listing of public packages.
     if (withShared) packages.push(...(await deps.packages.listPublished()).filter((p) => p.namespace !== namespace));
@@ -59,8 +68,12 @@ export function packageRoutes(deps: PackageRoutesDeps): Hono<GatewayEnv> {
   });
 
   app.get("/:name", async (c) => {
-    const namespace = c.get("namespace");
+    const namespace = c.get("pathNamespace");
+    const foreign = namespace !== c.get("namespace");
     const stored = await deps.packages.get(namespace, validate(EntityName, c.req.param("name"), "name"));
+    // Another namespace's private package is refused exactly like a missing one, as OpenWhisk
+    // does (403 to non-owners), so its name is not revealed.
+    if (foreign && !(stored && isShared(stored.pkg))) throw new ApiError(403, Messages.forbidden);
     if (!stored) throw new ApiError(404, Messages.notFound);
     const { pkg } = stored;
     // A binding shows the actions of the package it stands for.
