@@ -3,6 +3,7 @@
 // The sequence's activation lists the component activations; each of those names its cause.
 import test from "ava";
 import { api, waitForActivation, annotation, startPlatform, type Platform } from "./harness.ts";
+import { DOUBLE_C } from "./fixtures.ts";
 
 let platform: Platform;
 test.before(async () => {
@@ -22,16 +23,6 @@ test.after.always(async () => {
 });
 
 const INC_JS = `function main({ n }) { console.log("inc", n); return { n: n + 1 }; }`;
-/** Multiplies n by its `factor` default parameter, showing a component's defaults under its input. */
-const DOUBLE_C = `#include <vespid.h>
-const char *vespid_main(const char *params) {
-    double n = 0, factor = 1;
-    vespid_get_number(params, "n", &n);
-    vespid_get_number(params, "factor", &factor);
-    struct vespid_json *out = vespid_json_new();
-    vespid_json_number(out, "n", n * factor);
-    return vespid_json_finish(out);
-}`;
 /** Squares n and adds the package's `offset` default. */
 const SQUARE_JS = `function main({ n, offset }) { return { n: n * n + offset }; }`;
 

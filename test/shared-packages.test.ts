@@ -6,22 +6,13 @@
 import test from "ava";
 import { Admin } from "../admin/namespaces.ts";
 import { annotation, api, startPlatform, waitForActivation, type Platform } from "./harness.ts";
+import { DOUBLE_C } from "./fixtures.ts";
 
 let platform: Platform;
 /** Requests as the second namespace, `team-seq`. */
 let asTeam: (method: string, path: string, body?: unknown) => ReturnType<Platform["request"]>;
 
 const INC_JS = `function main({ n, step = 1 }) { return { n: n + step }; }`;
-/** Multiplies n by its `factor` parameter (the package's default). */
-const DOUBLE_C = `#include <vespid.h>
-const char *vespid_main(const char *params) {
-    double n = 0, factor = 1;
-    vespid_get_number(params, "n", &n);
-    vespid_get_number(params, "factor", &factor);
-    struct vespid_json *out = vespid_json_new();
-    vespid_json_number(out, "n", n * factor);
-    return vespid_json_finish(out);
-}`;
 const ECHO_JS = `function main(params) { return params; }`;
 
 /** A component activation of `team-seq`, once stored (waitForActivation with the team's key). */
