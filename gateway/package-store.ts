@@ -1,7 +1,7 @@
 // Packages in PACKAGES_BUCKET, with the same conditional writes as actions (a lost race is a 409).
 import type { KV } from "@nats-io/kv";
 import { Package, packageKey, subjectToken } from "../contracts/index.ts";
-import { ifUnchanged } from "./action-store.ts";
+import { KvEntities } from "./kv-entities.ts";
 
 export interface StoredPackage {
   pkg: Package;
@@ -9,19 +9,18 @@ export interface StoredPackage {
 }
 
 export class PackageStore {
-  constructor(private readonly kv: KV) {}
-
-  async get(namespace: string, name: string): Promise<StoredPackage | undefined> {
-    const entry = await this.kv.get(packageKey(namespace, name));
-    if (!entry || entry.operation !== "PUT") return undefined;
-    return { pkg: Package.parse(entry.json()), revision: entry.revision };
+  private readonly entities: KvEntities<Package>;
+  constructor(kv: KV) {
+    this.entities = new KvEntities(kv, Package, packageKey);
   }
 
-  async list(namespace: string): Promise<Package[]> {
-    const keys: string[] = [];
-    for await (const key of await this.kv.keys(`${subjectToken(namespace)}.*`)) keys.push(key);
-    const entries = await Promise.all(keys.map((key) => this.kv.get(key)));
-    return entries.flatMap((entry) => (entry?.operation === "PUT" ? [Package.parse(entry.json())] : []));
+  async get(namespace: string, name: string): Promise<StoredPackage | undefined> {
+    const stored = await this.entities.get(namespace, name);
+    return stored && { pkg: stored.value, revision: stored.revision };
+  }
+
+  list(namespace: string): Promise<Package[]> {
+    return this.entities.list(`${subjectToken(namespace)}.*`);
   }
 
   /**
@@ -29,25 +28,18 @@ export class PackageStore {
    * bucket: packages are few next to actions and activations, and only this listing needs it.
    */
   async listPublished(): Promise<Package[]> {
-    const keys: string[] = [];
-    for await (const key of await this.kv.keys("*.*")) keys.push(key);
-    const entries = await Promise.all(keys.map((key) => this.kv.get(key)));
-    return entries.flatMap((entry) => {
-      if (entry?.operation !== "PUT") return [];
-      const pkg = Package.parse(entry.json());
-      return pkg.publish ? [pkg] : [];
-    });
+    return (await this.entities.list("*.*")).filter((pkg) => pkg.publish);
   }
 
-  async create(pkg: Package): Promise<boolean> {
-    return ifUnchanged(() => this.kv.create(packageKey(pkg.namespace, pkg.name), JSON.stringify(pkg)));
+  create(pkg: Package): Promise<boolean> {
+    return this.entities.create(pkg.namespace, pkg.name, pkg);
   }
 
-  async replace(pkg: Package, revision: number): Promise<boolean> {
-    return ifUnchanged(() => this.kv.update(packageKey(pkg.namespace, pkg.name), JSON.stringify(pkg), revision));
+  replace(pkg: Package, revision: number): Promise<boolean> {
+    return this.entities.replace(pkg.namespace, pkg.name, pkg, revision);
   }
 
-  async remove(pkg: Package, revision: number): Promise<boolean> {
-    return ifUnchanged(() => this.kv.delete(packageKey(pkg.namespace, pkg.name), { previousSeq: revision }));
+  remove(pkg: Package, revision: number): Promise<boolean> {
+    return this.entities.remove(pkg.namespace, pkg.name, revision);
   }
 }
