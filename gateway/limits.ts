@@ -52,7 +52,8 @@ interface OwnCount extends LimitCount {
 export class NamespaceLimiter {
   private readonly limits = new Map<string, Partial<NamespaceLimits>>();
   /** Other gateways' counts: key (`<ns>.<gatewayId>`) → count and when we last heard it. */
-  private readonly others = new Map<string, { namespace: string; count: LimitCount; seen: number }>();
+  /** Other gateways' counts: namespace → gateway id → count, so an admission reads only its own namespace's. */
+  private readonly others = new Map<string, Map<string, { count: LimitCount; seen: number }>>();
   private readonly own = new Map<string, OwnCount>();
   private flushing = false;
   private flushAgain = false;
@@ -89,10 +90,10 @@ export class NamespaceLimiter {
     const own = this.ownCount(namespace, now);
     let inflight = own.inflight;
     let started = own.started;
-    for (const [key, other] of this.others) {
-      if (other.namespace !== namespace) continue;
+    const others = this.others.get(namespace);
+    for (const [gatewayId, other] of others ?? []) {
       if (now - other.seen > LIMIT_COUNT_TTL_MS) {
-        this.others.delete(key); // its gateway stopped refreshing: gone
+        others!.delete(gatewayId); // its gateway stopped refreshing: gone
         continue;
       }
       inflight += other.count.inflight;
@@ -199,15 +200,18 @@ export class NamespaceLimiter {
     const dot = entry.key.indexOf(".");
     const gatewayId = entry.key.slice(dot + 1);
     if (gatewayId === this.gatewayId) return;
+    const namespace = fromSubjectToken(entry.key.slice(0, dot));
     const parsed = entry.operation === "PUT" ? LimitCount.safeParse(entry.json()) : undefined;
     if (!parsed?.success) {
-      this.others.delete(entry.key);
+      this.others.get(namespace)?.delete(gatewayId);
       return;
     }
     // "Seen" is when it was written (its NATS timestamp), so a stale entry loaded at start counts
     // only until it would have expired.
     const seen = Math.min(Date.now(), entry.created.getTime());
-    this.others.set(entry.key, { namespace: fromSubjectToken(entry.key.slice(0, dot)), count: parsed.data, seen });
+    let gateways = this.others.get(namespace);
+    if (!gateways) this.others.set(namespace, (gateways = new Map()));
+    gateways.set(gatewayId, { count: parsed.data, seen });
   }
 
   /** Feeds every current and future entry of `kv` to `apply`; resolves after the current ones. */
