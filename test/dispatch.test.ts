@@ -4,6 +4,7 @@
 // placement, the bookkeeping and the records; each way an invocation can end is produced by code
 // that really ends that way.
 import test from "ava";
+import { startProvisionedNats } from "./harness.ts";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,10 +24,7 @@ import {
   type InvocationEvent,
 } from "../contracts/index.ts";
 import { startGateway } from "../gateway/index.ts";
-import { loadConfig } from "../infra/config.ts";
-import { connectNats } from "../infra/connect.ts";
-import { findNatsServer, startLocalNats, type LocalNats } from "../infra/nats-server.ts";
-import { provision } from "../infra/provision.ts";
+import type { LocalNats } from "../infra/nats-server.ts";
 import { startRunner } from "../runner/index.ts";
 import { LOG_LIMIT_UNIT, truncatedLogsMarker } from "../runner/logs-format.ts";
 import { startScheduler } from "../scheduler/index.ts";
@@ -55,9 +53,7 @@ let ctx: Context;
 
 test.before(async () => {
   const dataDir = await mkdtemp(join(tmpdir(), "vespid-dispatch-test-"));
-  const nats = await startLocalNats({ dataDir: join(dataDir, "nats"), natsServer: await findNatsServer(loadConfig().dataDir) });
-  const nc = await connectNats(nats.url, "dispatch-test");
-  await provision(nc);
+  const { nats, nc } = await startProvisionedNats(dataDir, "dispatch-test");
   const closers: Context["closers"] = [];
   const runnerIds: string[] = [];
   for (let i = 0; i < 2; i++) {
@@ -344,11 +340,9 @@ test.serial("a burst beyond all runners' capacity waits its turn: none runs over
 async function isolatedPlatform(t: { teardown(fn: () => unknown): void }) {
   const dir = await mkdtemp(join(tmpdir(), "vespid-isolated-"));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const nats = await startLocalNats({ dataDir: join(dir, "nats"), natsServer: await findNatsServer(loadConfig().dataDir) });
+  const { nats, nc } = await startProvisionedNats(dir, "isolated-test");
   t.teardown(nats.stop);
-  const nc = await connectNats(nats.url, "isolated-test");
   t.teardown(() => nc.close());
-  await provision(nc);
   const scheduler = await startScheduler({ nc, logger });
   t.teardown(scheduler.close);
   const gateway = await startGateway({ nc, port: 0, host: "127.0.0.1", dataDir: dir, logger });

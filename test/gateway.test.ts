@@ -3,6 +3,7 @@
 // placed by a real scheduler. Both start on first need: the tests that need no runner, and those
 // that look at invocation events waiting on the stream, run serially before that.
 import test from "ava";
+import { startProvisionedNats } from "./harness.ts";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,10 +26,7 @@ import { MAX_BODY_BYTES } from "../gateway/body.ts";
 import { createApiKey, formatApiKey } from "../gateway/keys.ts";
 import { openGatewayServices, type GatewayServices } from "../gateway/services.ts";
 import { startGateway } from "../gateway/index.ts";
-import { loadConfig } from "../infra/config.ts";
-import { connectNats } from "../infra/connect.ts";
-import { findNatsServer, startLocalNats, type LocalNats } from "../infra/nats-server.ts";
-import { provision } from "../infra/provision.ts";
+import type { LocalNats } from "../infra/nats-server.ts";
 import { startRunner, type Runner } from "../runner/index.ts";
 import { startScheduler } from "../scheduler/index.ts";
 
@@ -52,9 +50,7 @@ let ctx: Context;
 
 test.before(async () => {
   const dataDir = await mkdtemp(join(tmpdir(), "vespid-gateway-test-"));
-  const nats = await startLocalNats({ dataDir: join(dataDir, "nats"), natsServer: await findNatsServer(loadConfig().dataDir) });
-  const nc = await connectNats(nats.url, "gateway-test");
-  await provision(nc);
+  const { nats, nc } = await startProvisionedNats(dataDir, "gateway-test");
   const kvm = new Kvm(nc);
   const [actions, activations, auth] = await Promise.all([ACTIONS_BUCKET, ACTIVATIONS_BUCKET, AUTH_BUCKET].map((b) => kvm.open(b)));
   const services = await openGatewayServices({ nc, dataDir, logger, blockingWaitMs: BLOCKING_WAIT_MS });

@@ -54,12 +54,26 @@ export interface Platform {
   stop(): Promise<void>;
 }
 
+/**
+ * A real nats-server storing under `<dataDir>/nats` (the binary from PATH or what `npm run setup`
+ * fetched), a connection to it named `name`, and the stream and buckets provisioned.
+ */
+export async function startProvisionedNats(dataDir: string, name: string, provisionOptions?: Parameters<typeof provision>[1]) {
+  const nats = await startLocalNats({ dataDir: join(dataDir, "nats"), natsServer: await findNatsServer(loadConfig().dataDir) });
+  try {
+    const nc = await connectNats(nats.url, name);
+    await provision(nc, provisionOptions);
+    return { nats, nc };
+  } catch (err) {
+    await nats.stop();
+    throw err;
+  }
+}
+
 export async function startPlatform(opts: PlatformOptions = {}): Promise<Platform> {
   const config = loadConfig();
   // Quiet by default so test output stays readable; VESPID_LOG_LEVEL=debug shows everything.
   const logger = createLogger(process.env.VESPID_LOG_LEVEL ? config.logLevel : "warn");
-  // The nats-server binary comes from PATH or what `npm run setup` fetched, not from the temp dir.
-  const natsServer = await findNatsServer(config.dataDir);
   const dataDir = await mkdtemp(join(tmpdir(), "vespid-test-"));
 
   const closers: Array<() => Promise<void>> = [];
@@ -71,11 +85,9 @@ export async function startPlatform(opts: PlatformOptions = {}): Promise<Platfor
     })());
 
   try {
-    const nats = await startLocalNats({ dataDir: join(dataDir, "nats"), natsServer });
+    const { nats, nc } = await startProvisionedNats(dataDir, "vespid-test", { activationRetentionMs: opts.activationRetentionMs });
     closers.push(nats.stop);
-    const nc = await connectNats(nats.url, "vespid-test");
     closers.push(() => nc.drain());
-    await provision(nc, { activationRetentionMs: opts.activationRetentionMs });
 
     const runnerIds: string[] = [];
     for (let i = 0; i < (opts.runners ?? 1); i++) {

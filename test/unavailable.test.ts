@@ -1,23 +1,18 @@
 // When NATS goes away under a running gateway, requests that need it are answered 503 with
 // Retry-After (clients retry those), not 500, and the gateway keeps serving what needs no NATS.
 import test from "ava";
+import { startProvisionedNats } from "./harness.ts";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { startGateway } from "../gateway/index.ts";
-import { loadConfig } from "../infra/config.ts";
-import { connectNats } from "../infra/connect.ts";
-import { findNatsServer, startLocalNats } from "../infra/nats-server.ts";
-import { provision } from "../infra/provision.ts";
 
 test("NATS down: 503 with Retry-After for what needs it, health says so, the rest still answers", async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), "vespid-unavailable-"));
-  const nats = await startLocalNats({ dataDir: join(dataDir, "nats"), natsServer: await findNatsServer(loadConfig().dataDir) });
-  const nc = await connectNats(nats.url, "unavailable-test");
+  const { nats, nc } = await startProvisionedNats(dataDir, "unavailable-test");
   const logger = pino({ level: "silent" });
   try {
-    await provision(nc);
     const gateway = await startGateway({ nc, port: 0, host: "127.0.0.1", dataDir, logger });
     const auth = { authorization: `Basic ${Buffer.from(gateway.apiKey!).toString("base64")}` };
     const get = (path: string) => fetch(new URL(path, gateway.url), { headers: auth, signal: AbortSignal.timeout(30_000) });
