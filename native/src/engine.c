@@ -1,5 +1,6 @@
 /*
- * vsp_run(): one invocation in a fresh virtine, from image to result, bounded by a deadline.
+ * vsp_run(): one invocation in its own virtine, from the action's snapshot when the request names one
+ * (a fresh boot otherwise), bounded by a deadline.
  * The deadline is a per-thread POSIX timer whose signal sets kvm_run.immediate_exit, so KVM_RUN
  * returns at once wherever the guest is, even in a tight loop.
  */

@@ -148,7 +148,6 @@ int vsp_vm_log_dirty(struct vsp_vm *vm)
 	};
 	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
 		return -errno;
-	vm->dirty_logging = true;
 	return 0;
 }
 

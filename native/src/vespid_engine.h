@@ -63,7 +63,11 @@ struct vsp_outcome {
  */
 #define VSP_LOG_HEADER 13
 
-/* Runs one invocation in a fresh virtine. Returns 0, or -errno when the arguments are unusable. */
+/*
+ * Runs one invocation in its own virtine: from the snapshot named by snapshot_key (booting and
+ * taking it on first use), or booted fresh without one. Returns 0, or -errno when the arguments
+ * are unusable.
+ */
 VSP_API int vsp_run(const struct vsp_request *req, struct vsp_outcome *out);
 
 /* 0 when the request's buffers and limits are usable by vsp_run(), -EINVAL otherwise. */

@@ -52,7 +52,6 @@ struct vsp_vm {
 	uint64_t *host_dirty;
 	uint64_t *ever_dirty;
 	uint64_t *dirty_scratch;  /* KVM_GET_DIRTY_LOG's buffer */
-	bool dirty_logging;
 	struct vsp_image *image;  /* a reference, released with the VM */
 	bool sregs_changed;       /* the host changed segment state during the call (FS base) */
 };
