@@ -19,6 +19,10 @@ export const ADMIN_USAGE = `Usage: vespid admin <command> [options]
   limits set <ns> [--concurrent N] [--per-minute N]
                               invocation limits of a namespace (429 beyond them)
   limits get <ns>             the limits set for a namespace
+  isolation set <ns> kvm|process
+                              kvm: the namespace's actions run (and are checked) on kvm
+                              runners only; process: on any runner (the default)
+  isolation get <ns>          the isolation a namespace requires
 
 Options:
   --nats <url>        the platform's NATS server (env NATS_URL); default: the embedded server
@@ -104,7 +108,7 @@ async function execute(admin: Admin, args: string[], flags: { concurrent?: strin
     case "namespace list": {
       expect(0);
       const list = await admin.listNamespaces();
-      const text = list.map((ns) => `${ns.name}\tkeys=${ns.keys}\tconcurrent=${ns.limits.concurrent ?? "default"}\tper-minute=${ns.limits.perMinute ?? "default"}`);
+      const text = list.map((ns) => `${ns.name}\tkeys=${ns.keys}\tconcurrent=${ns.limits.concurrent ?? "default"}\tper-minute=${ns.limits.perMinute ?? "default"}\tisolation=${ns.isolation ?? "any"}`);
       return { json: list, text: text.join("\n") || "(no namespaces)" };
     }
     case "key create": {
@@ -136,6 +140,16 @@ async function execute(admin: Admin, args: string[], flags: { concurrent?: strin
       const set = await admin.getLimits(arg!);
       return { json: { namespace: arg, limits: set }, text: describeLimits(arg!, set) };
     }
+    case "isolation set": {
+      if (arg === undefined || rest.length !== 1) throw new UsageError(`"isolation set" takes a namespace and kvm or process`);
+      const isolation = await admin.setIsolation(arg, rest[0]!);
+      return { json: { namespace: arg, isolation: isolation ?? null }, text: describeIsolation(arg, isolation) };
+    }
+    case "isolation get": {
+      expect(1);
+      const isolation = await admin.getIsolation(arg!);
+      return { json: { namespace: arg, isolation: isolation ?? null }, text: describeIsolation(arg!, isolation) };
+    }
     default:
       throw new UsageError(`unknown admin command "${args.join(" ")}"`);
   }
@@ -149,3 +163,8 @@ function wholeNumber(flag: string, text: string): number {
 const describeLimits = (ns: string, limits: { concurrent?: number; perMinute?: number }) =>
   `namespace ${ns}: concurrent=${limits.concurrent ?? "default"} per-minute=${limits.perMinute ?? "default"}` +
   " (defaults: VESPID_NAMESPACE_CONCURRENT, VESPID_NAMESPACE_PER_MINUTE of each gateway)";
+
+const describeIsolation = (ns: string, isolation: string | undefined) =>
+  isolation === "kvm"
+    ? `namespace ${ns}: isolation=kvm (its actions run only on kvm runners)`
+    : `namespace ${ns}: isolation=any (its actions run on any runner)`;

@@ -1,10 +1,11 @@
-// Namespaces, their API keys and their invocation limits: what `vespid admin` manages. Plain
+// Namespaces, their API keys, invocation limits and isolation requirement: what `vespid admin` manages. Plain
 // functions over a NATS connection, so tests and the CLI (bin/admin.ts) share one implementation.
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
   AUTH_BUCKET,
   EntityName,
+  Isolation,
   NAMESPACES_BUCKET,
   NamespaceLimits,
   NamespaceRecord,
@@ -29,6 +30,8 @@ export interface NamespaceInfo {
   keys: number;
   /** Limits set for this namespace; absent ones are the gateways' defaults. */
   limits: Partial<NamespaceLimits>;
+  /** The weakest tier its actions may run on; absent: any runner. */
+  isolation?: Isolation;
 }
 
 export class Admin {
@@ -81,7 +84,7 @@ export class Admin {
     const byName = new Map<string, NamespaceInfo>();
     for (const key of await this.namespaces.keys().then(collect)) {
       const record = await this.readRecordByKey(key);
-      if (record) byName.set(record.name, { name: record.name, created: record.created, keys: 0, limits: record.limits ?? {} });
+      if (record) byName.set(record.name, { name: record.name, created: record.created, keys: 0, limits: record.limits ?? {}, ...(record.isolation && { isolation: record.isolation }) });
     }
     for (const key of await this.listKeys()) {
       const info = byName.get(key.namespace) ?? { name: key.namespace, keys: 0, limits: {} };
@@ -125,16 +128,46 @@ export class Admin {
       throw new AdminError(parsed.error.issues.map((i) => `${i.path.join(".") || "limits"}: ${i.message}`).join("; "));
     }
     await this.requireNamespace(namespace);
-    // Compare-and-set, so two admins setting different limits at once both take effect.
+    const next = await this.updateRecord(namespace, (current) => ({ ...current, limits: { ...current.limits, ...parsed.data } }));
+    return next.limits!;
+  }
+
+  /**
+   * Sets the weakest tier the namespace's actions may run on: `kvm` keeps them off process-tier
+   * runners (gateways check their code on, and schedulers place them on, kvm runners only);
+   * `process` lifts the requirement (any runner). Gateways apply it within moments.
+   */
+  async setIsolation(name: string, isolation: string): Promise<Isolation | undefined> {
+    const namespace = checkName(name);
+    const parsed = Isolation.safeParse(isolation);
+    if (!parsed.success) throw new AdminError(`isolation must be "kvm" or "process", got ${JSON.stringify(isolation)}`);
+    await this.requireNamespace(namespace);
+    const next = await this.updateRecord(namespace, ({ isolation: _, ...rest }) => ({
+      ...rest,
+      // "process" is what every runner gives: stored as no requirement at all.
+      ...(parsed.data === "kvm" && { isolation: parsed.data }),
+    }));
+    return next.isolation;
+  }
+
+  /** The tier the namespace requires, or undefined when any runner may run its actions. */
+  async getIsolation(name: string): Promise<Isolation | undefined> {
+    const namespace = checkName(name);
+    await this.requireNamespace(namespace);
+    return (await this.readNamespace(namespace))?.isolation;
+  }
+
+  /** Rewrites the namespace's record with `change`, compare-and-set: two admins at once both take effect. */
+  private async updateRecord(namespace: string, change: (current: NamespaceRecord) => NamespaceRecord): Promise<NamespaceRecord> {
     for (;;) {
       const entry = await this.namespaces.get(namespaceKey(namespace));
       const record = entry?.operation === "PUT" ? NamespaceRecord.safeParse(entry.json()) : undefined;
       const current = record?.success ? record.data : { name: namespace, created: Date.now() };
-      const next: NamespaceRecord = { ...current, limits: { ...current.limits, ...parsed.data } };
+      const next = change(current);
       try {
         if (entry?.operation === "PUT") await this.namespaces.update(namespaceKey(namespace), JSON.stringify(next), entry.revision);
         else await this.namespaces.create(namespaceKey(namespace), JSON.stringify(next));
-        return next.limits!;
+        return next;
       } catch (err) {
         // Someone wrote in between: read again. Anything else (NATS down) is not ours to retry.
         if (!/wrong last sequence|key exists/i.test((err as Error).message)) throw err;

@@ -31,6 +31,9 @@ Options:
   --nats <url>        NATS server, e.g. nats://host:4222 (required except for all; env NATS_URL)
   --port <n>          gateway HTTP port (env VESPID_PORT, default 8989)
   --data-dir <dir>    state directory (env VESPID_DATA_DIR, default ./.vespid)
+  --isolation <tier>  all and runner: auto (default: kvm if /dev/kvm is usable, else process),
+                      kvm or process; a tier the host cannot give stops the start (env
+                      VESPID_ISOLATION)
   -h, --help          this text
 
 Other settings: VESPID_ACTIVATION_RETENTION, VESPID_NAMESPACE_CONCURRENT, VESPID_NAMESPACE_PER_MINUTE, VESPID_HOST, VESPID_RUNNER_CAPACITY, VESPID_POOL_MB, VESPID_LOG_LEVEL (see README.md).`;
@@ -53,6 +56,7 @@ function parseCommandLine(argv: string[]): { help: true } | { help: false; mode:
         nats: { type: "string" },
         port: { type: "string" },
         "data-dir": { type: "string" },
+        isolation: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -64,12 +68,16 @@ function parseCommandLine(argv: string[]): { help: true } | { help: false; mode:
   if (positionals.length > 1) throw new UsageError(`one command at a time, got: ${positionals.join(" ")}`);
   const mode = (positionals[0] ?? "all") as Mode;
   if (!MODES.includes(mode)) throw new UsageError(`unknown command "${positionals[0]}"`);
+  if (values.isolation !== undefined && mode !== "all" && mode !== "runner") {
+    throw new UsageError(`--isolation is a runner's setting: it applies to "all" and "runner", not "${mode}"`);
+  }
 
   // Flags win over the environment; loadConfig validates both the same way.
   const env = { ...process.env };
   if (values.nats !== undefined) env.NATS_URL = values.nats;
   if (values.port !== undefined) env.VESPID_PORT = values.port;
   if (values["data-dir"] !== undefined) env.VESPID_DATA_DIR = values["data-dir"];
+  if (values.isolation !== undefined) env.VESPID_ISOLATION = values.isolation;
   const config = loadConfig(env);
   if (mode !== "all" && !config.natsUrl) {
     throw new UsageError(`"${mode}" joins an existing platform: give its NATS server with --nats nats://host:4222 or NATS_URL`);
@@ -103,13 +111,13 @@ async function start(mode: Mode, config: Config, logger: Logger, closers: Closer
   logger.info({ mode, nats: natsUrl }, "vespid is ready");
   if (mode === "all" && gateway) printWelcome(config, natsUrl, embedded, gateway, runner);
   else if (gateway) console.log(`Vespid gateway listening on ${gateway.url}${gateway.apiKey ? `\n  API key  ${gateway.apiKey}` : ""}`);
-  else if (runner) console.log(`Vespid runner ${runner.runnerId} serving ${natsUrl}, ${config.runnerCapacity} at a time`);
+  else if (runner) console.log(`Vespid runner ${runner.runnerId} serving ${natsUrl}, ${config.runnerCapacity} at a time, isolation ${runner.isolation}`);
   else console.log(`Vespid scheduler serving ${natsUrl}`);
 }
 
 interface Started {
   gateway?: { url: string; apiKey?: string };
-  runner?: { runnerId: string };
+  runner?: { runnerId: string; isolation: string };
 }
 
 async function startComponents(mode: Mode, config: Config, nc: NatsConnection, logger: Logger, closers: Closer[]): Promise<Started> {
@@ -118,10 +126,12 @@ async function startComponents(mode: Mode, config: Config, nc: NatsConnection, l
   // Runner first and gateway last: by the time requests arrive, someone can run them. Components
   // are imported on demand: a runner machine need not load the HTTP stack, nor a gateway the engine.
   if (mode === "all" || mode === "runner") {
-    const { startRunner } = await import("../runner/index.ts");
-    const runner = await startRunner({ nc, dataDir: config.dataDir, capacity: config.runnerCapacity, poolMb: config.poolMb, logger });
+    const { startRunner, describeIsolation } = await import("../runner/index.ts");
+    const runner = await startRunner({ nc, dataDir: config.dataDir, capacity: config.runnerCapacity, poolMb: config.poolMb, isolation: config.isolation, logger });
     closers.push({ name: "runner", close: runner.close });
     started.runner = runner;
+    // The one line that says how invocations are isolated here, and why; before the banner.
+    console.log(describeIsolation(runner.isolation, runner.isolationReason));
   }
   if (mode === "all" || mode === "scheduler") {
     const { startScheduler } = await import("../scheduler/index.ts");
@@ -137,14 +147,14 @@ async function startComponents(mode: Mode, config: Config, nc: NatsConnection, l
   return started;
 }
 
-function printWelcome(config: Config, natsUrl: string, embedded: boolean, gateway: { url: string; apiKey?: string }, runner?: { runnerId: string }): void {
+function printWelcome(config: Config, natsUrl: string, embedded: boolean, gateway: { url: string; apiKey?: string }, runner?: Started["runner"]): void {
   const key = gateway.apiKey;
   const lines = [
     "",
     "Vespid is running.",
     `  API        ${gateway.url}/api/v1`,
     `  NATS       ${natsUrl}${embedded ? ` (embedded, data in ${config.dataDir})` : ""}`,
-    `  Runner     ${runner?.runnerId ?? "-"}, ${config.runnerCapacity} at a time`,
+    `  Runner     ${runner ? `${runner.runnerId}, ${config.runnerCapacity} at a time, isolation ${runner.isolation}` : "-"}`,
     `  API key    ${key ?? `unknown: the default namespace has a key this data directory does not hold (see logs)`}`,
     "",
     "Try it:",
@@ -212,6 +222,18 @@ async function main(): Promise<void> {
     return;
   }
   const { mode, config } = commandLine;
+
+  // A runner that cannot have the tier it asks for refuses before anything starts, with the reason.
+  if (mode === "all" || mode === "runner") {
+    const { chooseIsolation } = await import("../runner/engine-native.ts");
+    try {
+      chooseIsolation(config.isolation);
+    } catch (err) {
+      const hint = config.isolation === "kvm" ? "\n(--isolation auto or VESPID_ISOLATION=auto runs on the process tier where /dev/kvm is missing)" : "";
+      console.error(`vespid: cannot start a runner: ${(err as Error).message}${hint}`);
+      process.exit(1);
+    }
+  }
 
   const logger = createLogger(config.logLevel);
   const closers: Closer[] = [];

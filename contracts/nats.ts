@@ -19,6 +19,11 @@ export const runnerAssignSubject = (runnerId: string): string => `vespid.runner.
 /** Any runner compiles/validates action code on this subject (queue group RUNNER_BUILD_QUEUE). */
 export const RUNNER_BUILD_SUBJECT = "vespid.runner.build";
 export const RUNNER_BUILD_QUEUE = "vespid-runners";
+/**
+ * Only runners of `tier` answer here (same queue group): code that must run on a tier is checked
+ * on it, since a JS check runs the code's top level in the engine.
+ */
+export const runnerBuildSubject = (tier: "kvm" | "process"): string => `${RUNNER_BUILD_SUBJECT}.${tier}`;
 
 /** Results for blocking callers: `vespid.result.<gatewayId>.<activationId>`. */
 export const RESULT_SUBJECT_PREFIX = "vespid.result";

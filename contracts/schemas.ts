@@ -36,6 +36,43 @@ export const KeyValues = z.array(KeyValue).max(1000);
 export const keyValuesToObject = (list: readonly KeyValue[]): Record<string, unknown> =>
   Object.fromEntries(list.map(({ key, value }) => [key, value]));
 
+/**
+ * Where an invocation runs: `kvm`, a virtine on /dev/kvm, or `process`, a sandboxed process for
+ * hosts without KVM (runner/engine.ts Isolation). As a requirement (an action's annotation, a
+ * namespace's setting, an event's field) a tier names the weakest tier acceptable: `kvm` admits
+ * kvm runners only, `process` any runner.
+ */
+export const Isolation = z.enum(["kvm", "process"]);
+export type Isolation = z.infer<typeof Isolation>;
+/** The action annotation that sets its requirement (OpenWhisk-style: `{key: "isolation", value: "kvm"}`). */
+export const ISOLATION_ANNOTATION = "isolation";
+const STRENGTH: Record<Isolation, number> = { process: 0, kvm: 1 };
+
+/** Whether a runner of tier `tier` may run what requires `required` (absent: anything goes). */
+export const satisfiesIsolation = (tier: Isolation, required: Isolation | undefined): boolean =>
+  required === undefined || STRENGTH[tier] >= STRENGTH[required];
+
+/**
+ * The strongest of some requirements, or undefined when none asks for more than any runner gives:
+ * `process` is what every runner satisfies, so it is no requirement at all and is left out.
+ */
+export function strongestIsolation(...required: Array<Isolation | undefined>): Isolation | undefined {
+  let best: Isolation | undefined;
+  for (const r of required) if (r !== undefined && (best === undefined || STRENGTH[r] > STRENGTH[best])) best = r;
+  return best === "process" ? undefined : best;
+}
+
+/** The requirement an action's annotations state; an invalid value (refused at PUT) counts as none. */
+export function annotatedIsolation(annotations: readonly { key: string; value: unknown }[]): Isolation | undefined {
+  // The last one wins, as keyValuesToObject merges them.
+  for (let i = annotations.length - 1; i >= 0; i--) {
+    if (annotations[i]!.key !== ISOLATION_ANNOTATION) continue;
+    const parsed = Isolation.safeParse(annotations[i]!.value);
+    return parsed.success ? parsed.data : undefined;
+  }
+  return undefined;
+}
+
 export const ActionLimits = z.object({
   /** Wall-clock limit of one invocation, in ms. */
   timeout: z.number().int().min(100).max(300_000).default(60_000),
@@ -124,6 +161,11 @@ export const InvocationEvent = z.object({
   /** `namespace/binding` when invoked through a package binding; recorded as the `binding` annotation. */
   binding: z.string().optional(),
   /**
+   * The weakest tier that may run it (see Isolation), set by the gateway from the action's
+   * annotation, its sequence components' and the namespaces' settings; absent: any runner.
+   */
+  isolation: Isolation.optional(),
+  /**
    * Set for a sequence: its components, resolved by the gateway (packages, bindings, nested
    * sequences flattened) with each one's default parameters; the runner runs them in order.
    */
@@ -136,6 +178,8 @@ export const InvocationEvent = z.object({
         params: z.record(z.string(), z.unknown()),
         /** As the event's `binding`, for a component named through a package binding. */
         binding: z.string().optional(),
+        /** The component's own requirement (its annotation); the event's `isolation` covers it. */
+        isolation: Isolation.optional(),
       }),
     )
     .max(50)
@@ -214,6 +258,8 @@ export const RunnerHeartbeat = z.object({
   /** Invocations it is running now. */
   inflight: z.number().int().nonnegative(),
   at: z.number().int(),
+  /** The tier its invocations run on; absent from runners older than tiers, which ran virtines only. */
+  isolation: Isolation.optional(),
   /** The engine's snapshot pool since the runner started, for operators (runner/engine.ts EngineStats). */
   engine: z
     .object({
@@ -236,7 +282,16 @@ export const BuildRequest = z.object({ kind: ActionKind, code: z.string() });
 export type BuildRequest = z.infer<typeof BuildRequest>;
 export const BuildReply = z.discriminatedUnion("ok", [
   z.object({ ok: z.literal(true), codeHash: z.string() }),
-  z.object({ ok: z.literal(false), error: z.string() }),
+  z.object({
+    ok: z.literal(false),
+    error: z.string(),
+    /**
+     * Whose fault: `code` (a compiler error, code that throws at load: the client's) or `host`
+     * (the runner could not check it at all: a broken install, an engine that cannot start).
+     * Absent means code, as runners older than this field only said so.
+     */
+    fault: z.enum(["code", "host"]).optional(),
+  }),
 ]);
 export type BuildReply = z.infer<typeof BuildReply>;
 
@@ -282,6 +337,8 @@ export const NamespaceRecord = z.object({
   name: z.string(),
   created: z.number().int(),
   limits: NamespaceLimits.partial().optional(),
+  /** The weakest tier its actions may run on (`vespid admin isolation set`); absent: any runner. */
+  isolation: Isolation.optional(),
 });
 export type NamespaceRecord = z.infer<typeof NamespaceRecord>;
 

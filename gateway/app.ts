@@ -19,6 +19,8 @@ import { healthRoutes } from "./routes/health.ts";
 import { namespaceListRoutes } from "./routes/namespaces.ts";
 import { packageRoutes } from "./routes/packages.ts";
 import type { PackageStore } from "./package-store.ts";
+import type { LiveRunner } from "./runners.ts";
+import type { Isolation } from "../contracts/index.ts";
 import type { VersionStore } from "./version-store.ts";
 
 export interface GatewayDeps {
@@ -32,6 +34,10 @@ export interface GatewayDeps {
   invoker: Invoker;
   blockingWaitMs: number;
   isConnected: () => boolean;
+  /** The runners heard from lately, for /health. */
+  liveRunners: () => LiveRunner[];
+  /** The weakest tier a namespace's actions may run on, when its admin set one. */
+  namespaceIsolation: (namespace: string) => Isolation | undefined;
 }
 
 /** Short enough to read out, long enough not to collide within a log's lifetime. */

@@ -16,6 +16,8 @@ export interface InvocationRequest {
   sequence?: InvocationEvent["sequence"];
   /** `namespace/binding` when the action was named through a package binding. */
   binding?: InvocationEvent["binding"];
+  /** The weakest tier that may run it; absent: any runner. */
+  isolation?: InvocationEvent["isolation"];
 }
 
 export interface InvocationOutcome {

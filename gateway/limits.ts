@@ -20,6 +20,7 @@ import {
   NamespaceRecord,
   fromSubjectToken,
   limitCountKey,
+  type Isolation,
   type NamespaceLimits,
 } from "../contracts/index.ts";
 import { DEFAULT_NAMESPACE_CONCURRENT, DEFAULT_NAMESPACE_PER_MINUTE } from "../infra/config.ts";
@@ -51,6 +52,11 @@ interface OwnCount extends LimitCount {
 
 export class NamespaceLimiter {
   private readonly limits = new Map<string, Partial<NamespaceLimits>>();
+  /**
+   * Namespaces whose admin set an isolation requirement (`vespid admin isolation set`): read from
+   * the same watch of the namespaces bucket, so invoking costs no lookup for it either.
+   */
+  private readonly isolation = new Map<string, Isolation>();
   /** Other gateways' counts: key (`<ns>.<gatewayId>`) → count and when we last heard it. */
   /** Other gateways' counts: namespace → gateway id → count, so an admission reads only its own namespace's. */
   private readonly others = new Map<string, Map<string, { count: LimitCount; seen: number }>>();
@@ -81,6 +87,11 @@ export class NamespaceLimiter {
   /** The limits in force for `namespace`. */
   limitsOf(namespace: string): NamespaceLimits {
     return { ...this.defaults, ...this.limits.get(namespace) };
+  }
+
+  /** The weakest tier `namespace`'s actions may run on, when its admin set one. */
+  requiredIsolation(namespace: string): Isolation | undefined {
+    return this.isolation.get(namespace);
   }
 
   /** Admits one invocation of `namespace` or says why not; in memory only. */
@@ -194,6 +205,8 @@ export class NamespaceLimiter {
     const parsed = entry.operation === "PUT" ? NamespaceRecord.safeParse(entry.json()) : undefined;
     if (parsed?.success && parsed.data.limits) this.limits.set(namespace, parsed.data.limits);
     else this.limits.delete(namespace);
+    if (parsed?.success && parsed.data.isolation) this.isolation.set(namespace, parsed.data.isolation);
+    else this.isolation.delete(namespace);
   }
 
   private onCount(entry: KvEntry): void {

@@ -1,6 +1,6 @@
 // Finds the stored action a request means, through packages and bindings, with the default
 // parameters OpenWhisk merges under the invoke parameters: package < binding < action.
-import { keyValuesToObject, type Action, type InvocationEvent } from "../contracts/index.ts";
+import { annotatedIsolation, keyValuesToObject, strongestIsolation, type Action, type InvocationEvent } from "../contracts/index.ts";
 import type { ActionStore } from "./action-store.ts";
 import { ApiError } from "./errors.ts";
 import type { PackageStore } from "./package-store.ts";
@@ -108,7 +108,8 @@ export async function flattenSequence(stores: EntityStores, owner: string, compo
     if (action.exec.kind === "sequence") {
       steps.push(...(await flattenSequence(stores, action.namespace, action.exec.components, depth + 1)));
     } else {
-      steps.push({ namespace: action.namespace, name: action.name, version: action.version, params: defaults, ...(binding && { binding }) });
+      const isolation = strongestIsolation(annotatedIsolation(action.annotations));
+      steps.push({ namespace: action.namespace, name: action.name, version: action.version, params: defaults, ...(binding && { binding }), ...(isolation && { isolation }) });
     }
     if (steps.length > MAX_SEQUENCE_COMPONENTS) {
       throw new ApiError(400, `exec.components: the sequence runs more than ${MAX_SEQUENCE_COMPONENTS} actions`);

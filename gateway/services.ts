@@ -15,6 +15,7 @@ import { DEFAULT_NAMESPACE, ensureDefaultApiKey } from "./default-key.ts";
 import { DEFAULT_NAMESPACE_LIMITS, NamespaceLimiter } from "./limits.ts";
 import { createInvoker } from "./invoke.ts";
 import { PackageStore } from "./package-store.ts";
+import { watchRunners } from "./runners.ts";
 import { ResultInbox } from "./result-inbox.ts";
 import { VersionStore } from "./version-store.ts";
 
@@ -61,6 +62,7 @@ export async function openGatewayServices(opts: GatewayServicesOptions): Promise
   await limiter.start();
   const inbox = new ResultInbox(nc, gatewayId, logger);
   const link = watchConnection(nc);
+  const runners = watchRunners(nc, logger);
   const deps: GatewayDeps = {
     logger,
     authenticate: createAuthenticator(authKv),
@@ -72,11 +74,14 @@ export async function openGatewayServices(opts: GatewayServicesOptions): Promise
     invoker: createInvoker(jetstream(nc), inbox, logger, limiter),
     blockingWaitMs: opts.blockingWaitMs ?? DEFAULT_BLOCKING_WAIT_MS,
     isConnected: () => link.connected && !nc.isClosed(),
+    liveRunners: () => runners.live(),
+    namespaceIsolation: (namespace) => limiter.requiredIsolation(namespace),
   };
   return {
     deps,
     apiKey,
     close: () => {
+      runners.close();
       inbox.close();
       void limiter.close();
     },

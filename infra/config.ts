@@ -17,6 +17,13 @@ export const DEFAULT_LOG_LEVEL: LogLevel = "info";
 export const DEFAULT_RUNNER_CAPACITY = availableParallelism();
 /** Memory a runner's engine keeps for snapshots and idle VMs (MiB); least recently used go first. */
 export const DEFAULT_POOL_MB = 2048;
+/**
+ * The isolation tier a runner asks for: `auto` takes the strongest the host offers (kvm where
+ * /dev/kvm is usable, else process); `kvm` or `process` is that tier or a refusal to start.
+ */
+export const ISOLATION_CHOICES = ["auto", "kvm", "process"] as const;
+export type IsolationChoice = (typeof ISOLATION_CHOICES)[number];
+export const DEFAULT_ISOLATION: IsolationChoice = "auto";
 
 /**
  * Invocation limits of a namespace the admin set none for (`vespid admin limits set`). OpenWhisk
@@ -35,6 +42,8 @@ export interface Config {
   natsUrl: string | undefined;
   runnerCapacity: number;
   poolMb: number;
+  /** The tier a runner started here asks for. */
+  isolation: IsolationChoice;
   logLevel: LogLevel;
   /**
    * Activation record retention, ms (the activations bucket's max age); undefined when not set,
@@ -53,6 +62,7 @@ const VARIABLES = {
   NATS_URL: "--nats",
   VESPID_RUNNER_CAPACITY: undefined,
   VESPID_POOL_MB: undefined,
+  VESPID_ISOLATION: "--isolation",
   VESPID_LOG_LEVEL: undefined,
   VESPID_ACTIVATION_RETENTION: undefined,
   VESPID_NAMESPACE_CONCURRENT: undefined,
@@ -104,6 +114,7 @@ const EnvSchema = z.object({
   ),
   VESPID_RUNNER_CAPACITY: z.preprocess(unsetIfEmpty, wholeNumber(1, 1024).optional()),
   VESPID_POOL_MB: z.preprocess(unsetIfEmpty, wholeNumber(16, 1024 * 1024).optional()),
+  VESPID_ISOLATION: z.preprocess(unsetIfEmpty, z.enum(ISOLATION_CHOICES, { error: `must be one of ${ISOLATION_CHOICES.join(", ")}` }).optional()),
   VESPID_LOG_LEVEL: z.preprocess(unsetIfEmpty, z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }).optional()),
   VESPID_ACTIVATION_RETENTION: z.preprocess(unsetIfEmpty, duration(1, 10 * 365 * 24 * 60 * 60).optional()),
   VESPID_NAMESPACE_CONCURRENT: z.preprocess(unsetIfEmpty, wholeNumber(0, 1_000_000).optional()),
@@ -129,6 +140,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     natsUrl: v.NATS_URL,
     runnerCapacity: v.VESPID_RUNNER_CAPACITY ?? DEFAULT_RUNNER_CAPACITY,
     poolMb: v.VESPID_POOL_MB ?? DEFAULT_POOL_MB,
+    isolation: v.VESPID_ISOLATION ?? DEFAULT_ISOLATION,
     logLevel: v.VESPID_LOG_LEVEL ?? DEFAULT_LOG_LEVEL,
     activationRetentionMs: v.VESPID_ACTIVATION_RETENTION === undefined ? undefined : v.VESPID_ACTIVATION_RETENTION * 1000,
     namespaceLimits: {

@@ -1,10 +1,28 @@
 #!/usr/bin/env bash
-# Makes this checkout runnable: Node packages, the C toolchain for guest images, a nats-server ≥ 2.10
-# and the native engine. Idempotent; prints nothing when everything is already there.
+# Makes this checkout runnable: Node packages, the C toolchain for guest images, libseccomp, a
+# nats-server ≥ 2.10 and the native engine. Idempotent; prints nothing when everything is already
+# there, and one line before each slow step otherwise.
 # Meant for a Debian bookworm-like machine, run as root (apt) when something is missing.
+#
+#   infra/setup.sh                 what running needs (`make -C native runtime`)
+#   infra/setup.sh --native all    also the engine's test builds (ASan vsp-run, tools): `npm test`
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+NATIVE_TARGET=runtime
+while (($#)); do
+  case $1 in
+  --native) (($# >= 2)) || { echo "setup: error: --native needs a make target (runtime or all)" >&2; exit 2; }
+    NATIVE_TARGET=$2; shift 2 ;;
+  --native=*) NATIVE_TARGET=${1#--native=}; shift ;;
+  *) echo "setup: error: unknown argument '$1' (usage: infra/setup.sh [--native runtime|all])" >&2; exit 2 ;;
+  esac
+done
+case $NATIVE_TARGET in
+runtime | all) ;;
+*) echo "setup: error: --native must be runtime or all, not '$NATIVE_TARGET'" >&2; exit 2 ;;
+esac
 DATA_DIR=$(realpath -m "${VESPID_DATA_DIR:-.vespid}")
 MIN_NODE_MAJOR=20
 # 2.9 loses pull requests under redelivery (see README); 2.10 is the first good release.
@@ -24,12 +42,12 @@ node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null) ||
 
 # npm records what it installed in node_modules/.package-lock.json; a newer manifest means stale modules.
 if [[ ! -d node_modules ]]; then
-  say "installing Node packages"
+  say "installing Node packages (npm ci)…"
   # A fresh checkout: install exactly what the lock file says.
-  npm ci --no-audit --no-fund --loglevel=error >&2 || die "npm ci failed"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null || die "npm ci failed" # errors still reach stderr
 elif [[ package-lock.json -nt node_modules/.package-lock.json || package.json -nt node_modules/.package-lock.json ]]; then
-  say "updating Node packages"
-  npm install --no-audit --no-fund --loglevel=error >&2 || die "npm install failed"
+  say "updating Node packages (npm install)…"
+  npm install --no-audit --no-fund --loglevel=error >/dev/null || die "npm install failed"
 fi
 
 # --- Debian packages ----------------------------------------------------------------------------
@@ -37,10 +55,11 @@ apt_updated=false
 apt_install() {
   [[ $(id -u) == 0 ]] || die "package $1 is missing; run this as root or install it: apt-get install $1"
   if ! $apt_updated; then
+    say "updating apt's package lists…"
     apt-get update -qq >&2 || die "apt-get update failed"
     apt_updated=true
   fi
-  say "installing $1"
+  say "installing $1 (apt-get install)…"
   apt-get install -y -qq "$1" >/dev/null || die "apt-get install $1 failed"
 }
 
@@ -57,6 +76,7 @@ need gcc gcc                        # the native engine; musl-gcc is a wrapper a
 need /usr/include/stdio.h libc6-dev # the engine builds against glibc (gcc only recommends it)
 need musl-gcc musl-tools            # guests are static musl programs
 need bwrap bubblewrap               # C actions compile in a sandbox that cannot read host files
+need /usr/include/seccomp.h libseccomp-dev # the process tier's seccomp filters are built with libseccomp
 
 # --- nats-server --------------------------------------------------------------------------------
 nats_version() { # prints the x.y.z of a nats-server binary, or nothing
@@ -82,7 +102,7 @@ fetch_nats_server() {
   local uri tmp deb bin
   uri=$(debian_mirror)
   [[ -n $uri ]] || die "no Debian mirror found in /etc/apt (needed to fetch nats-server ≥ ${MIN_NATS_VERSION} from ${NATS_SUITE})"
-  say "fetching nats-server from Debian ${NATS_SUITE} (${uri})"
+  say "fetching nats-server from Debian ${NATS_SUITE} (${uri})…"
   tmp=$(mktemp -d)
   # shellcheck disable=SC2064 # expand $tmp now
   trap "rm -rf '$tmp'" EXIT
@@ -119,10 +139,33 @@ else
 fi
 
 # --- native engine ------------------------------------------------------------------------------
+# `runtime`: the engine library, the sandbox helper, the guest runtime and the JS image — what a
+# runner needs. `all` adds what only tests and debugging use (the ASan/UBSan vsp-run, vsp-run).
 if [[ -f native/Makefile ]]; then
-  make -s --no-print-directory -C native >&2 || die "building native/ failed (make -C native)"
+  make_native=(make -s --no-print-directory -j "$(nproc)" -C native)
+  # -q: exit 0 when the target is up to date, 1 when something must be built (2: make's own error,
+  # which the real build below then reports).
+  if ! "${make_native[@]}" -q "$NATIVE_TARGET" 2>/dev/null; then
+    if [[ ! -e native/build/libvespid.so ]]; then
+      what="building the native engine"
+      [[ $NATIVE_TARGET == all ]] && what+=" with its ASan test build"
+      say "${what} (first run only, about half a minute)…"
+    elif [[ $NATIVE_TARGET == all ]] && "${make_native[@]}" -q runtime 2>/dev/null; then
+      say "building the native engine's test builds (ASan vsp-run)…"
+    else
+      say "rebuilding the native engine (its sources changed)…"
+    fi
+    started=$SECONDS
+    "${make_native[@]}" "$NATIVE_TARGET" >&2 || die "building native/ failed (make -C native $NATIVE_TARGET)"
+    say "native engine built in $((SECONDS - started)) s"
+  fi
 fi
 
-[[ -e /dev/kvm ]] || say "warning: /dev/kvm is missing; functions cannot run on this machine"
+# Not an error: the runner falls back to the process tier and says so when it starts.
+if [[ ! -e /dev/kvm ]]; then
+  say "note: /dev/kvm is missing; functions will run in the process tier (see README, Isolation)"
+elif [[ ! -r /dev/kvm || ! -w /dev/kvm ]]; then
+  say "note: /dev/kvm is not usable by $(id -un) ($(stat -c '%U:%G %A' /dev/kvm)); functions will run in the process tier (see README, Isolation)"
+fi
 
 chmod +x bin/vespid.ts .ci/run 2>/dev/null || true

@@ -1,6 +1,6 @@
 // Activation records: how an engine outcome reads to OpenWhisk clients. Pure functions, shared
 // with the scheduler for the invocations it has to give up on.
-import type { Action, Activation, ActivationStatus, InvocationEvent } from "../contracts/index.ts";
+import { ISOLATION_ANNOTATION, type Action, type Activation, type ActivationStatus, type InvocationEvent, type Isolation } from "../contracts/index.ts";
 import type { EngineOutcome } from "./engine.ts";
 
 const STATUS_CODES: Record<ActivationStatus, number> = {
@@ -76,9 +76,14 @@ export interface ActivationInput {
   initTime?: number;
   /** Further annotations appended after the standard ones (e.g. `causedBy`, `topmost` for sequences). */
   extraAnnotations?: Activation["annotations"];
+  /**
+   * The tier of the runner that ran (or tried to run) it, recorded as the `isolation` annotation;
+   * absent for a record no runner wrote (the scheduler giving up on it).
+   */
+  isolation?: Isolation;
 }
 
-export function buildActivation({ event, action, start, end, verdict, logs = [], initTime, extraAnnotations = [] }: ActivationInput): Activation {
+export function buildActivation({ event, action, start, end, verdict, logs = [], initTime, extraAnnotations = [], isolation }: ActivationInput): Activation {
   return {
     activationId: event.activationId,
     namespace: event.namespace,
@@ -108,6 +113,7 @@ export function buildActivation({ event, action, start, end, verdict, logs = [],
       ...(event.binding ? [{ key: "binding", value: event.binding }] : []),
       { key: "waitTime", value: Math.max(0, start - event.published) },
       ...(initTime !== undefined ? [{ key: "initTime", value: initTime }] : []),
+      ...(isolation ? [{ key: ISOLATION_ANNOTATION, value: isolation }] : []),
       ...extraAnnotations,
     ],
   };

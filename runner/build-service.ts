@@ -1,8 +1,17 @@
 // Compiles/checks action code for the gateway before it stores an action. Any runner may answer
-// (one queue group), and the image it builds stays in its cache for the first invocation.
+// (one queue group), and the image it builds stays in its cache for the first invocation. Code
+// that must run on a tier is sent to that tier's subject, so it is checked where it will run.
 import type { Msg, NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { BuildRequest, decodeMessage, RUNNER_BUILD_QUEUE, RUNNER_BUILD_SUBJECT, type BuildReply } from "../contracts/index.ts";
+import {
+  BuildRequest,
+  decodeMessage,
+  RUNNER_BUILD_QUEUE,
+  RUNNER_BUILD_SUBJECT,
+  runnerBuildSubject,
+  type BuildReply,
+  type Isolation,
+} from "../contracts/index.ts";
 import type { ImageStore } from "./images.ts";
 
 export interface BuildService {
@@ -10,8 +19,16 @@ export interface BuildService {
   close(): Promise<void>;
 }
 
-export function serveBuilds(nc: NatsConnection, images: ImageStore, logger: Logger): BuildService {
+export interface BuildServiceOptions {
+  /** This runner's tier: it also answers that tier's subject. */
+  isolation: Isolation;
+  runnerId: string;
+}
+
+export function serveBuilds(nc: NatsConnection, images: ImageStore, logger: Logger, opts: BuildServiceOptions): BuildService {
   const building = new Set<Promise<void>>();
+  // Host problems name the runner and its tier: the operator has to find the machine.
+  const onRunner = `runner ${opts.runnerId} (isolation ${opts.isolation})`;
 
   const answer = async (msg: Msg): Promise<BuildReply> => {
     const parsed = decodeMessage(BuildRequest, msg.data);
@@ -19,29 +36,34 @@ export function serveBuilds(nc: NatsConnection, images: ImageStore, logger: Logg
     const request = parsed.data;
     try {
       const built = await images.build(request.kind, request.code);
-      return built.ok ? { ok: true, codeHash: built.codeHash } : built;
+      if (built.ok) return { ok: true, codeHash: built.codeHash };
+      if (built.fault === "host") {
+        logger.error({ error: built.error, kind: request.kind }, "could not build or check an action: a problem of this host");
+        return { ok: false, fault: "host", error: `${onRunner}: ${built.error}` };
+      }
+      return { ok: false, fault: "code", error: built.error };
     } catch (err) {
       // Not the code's fault; the message says so rather than passing for a compiler error.
       logger.error({ err }, "image build failed");
-      return { ok: false, error: `the runner could not build the image: ${(err as Error).message}` };
+      return { ok: false, fault: "host", error: `${onRunner}: could not build the image: ${(err as Error).message}` };
     }
   };
 
-  const subscription = nc.subscribe(RUNNER_BUILD_SUBJECT, {
-    queue: RUNNER_BUILD_QUEUE,
-    callback: (err, msg) => {
-      if (err) return logger.error({ err }, "build subscription failed");
-      const done = answer(msg)
-        .then((reply) => void msg.respond(JSON.stringify(reply)))
-        .catch((err: unknown) => logger.warn({ err }, "could not answer a build request"))
-        .finally(() => building.delete(done));
-      building.add(done);
-    },
-  });
+  const serve = (err: Error | null, msg: Msg) => {
+    if (err) return logger.error({ err }, "build subscription failed");
+    const done = answer(msg)
+      .then((reply) => void msg.respond(JSON.stringify(reply)))
+      .catch((err: unknown) => logger.warn({ err }, "could not answer a build request"))
+      .finally(() => building.delete(done));
+    building.add(done);
+  };
+  const subscriptions = [RUNNER_BUILD_SUBJECT, runnerBuildSubject(opts.isolation)].map((subject) =>
+    nc.subscribe(subject, { queue: RUNNER_BUILD_QUEUE, callback: serve }),
+  );
 
   return {
     async close() {
-      subscription.unsubscribe();
+      for (const s of subscriptions) s.unsubscribe();
       await Promise.allSettled([...building]);
     },
   };

@@ -5,7 +5,7 @@ import koffi from "koffi";
 import type * as Koffi from "koffi";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Engine, EngineOutcome, EngineRequest, EngineStats, EngineStatus, LogLine } from "./engine.ts";
+import type { Engine, EngineOutcome, EngineRequest, EngineStats, EngineStatus, Isolation, LogLine } from "./engine.ts";
 
 export const NATIVE_LIBRARY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../native/build/libvespid.so");
 /** Largest result a function may return, in bytes (OpenWhisk's 1 MiB). */
@@ -16,15 +16,18 @@ export const DEFAULT_LOG_LIMIT = 10 * 1000 * 1000;
 // Mirrors enum vsp_status in native/src/vespid_engine.h.
 const STATUS: Record<number, EngineStatus> = { 0: "ok", 1: "dev_error", 2: "timeout", 3: "crash", 4: "oom", 5: "internal" };
 const FLAG_INIT_ONLY = 1; // VSP_FLAG_INIT_ONLY
+// Mirrors enum vsp_tier.
+const TIER: Record<Isolation, number> = { kvm: 0, process: 1 };
 const LOG_HEADER = 13; // u64 ns | u32 length | u8 stream
 
 interface Native {
   workersStart(threads: number, done: unknown): number;
   submit(job: number, image: string, init: Uint8Array, initLen: number, params: Uint8Array, paramsLen: number,
-    memoryMb: number, timeoutMs: number, flags: number, snapshotKey: string, resultCap: number, logsCap: number): number;
+    memoryMb: number, timeoutMs: number, flags: number, snapshotKey: string, resultCap: number, logsCap: number, tier: number): number;
   collect(job: number, result: Uint8Array, resultCap: number, logs: Uint8Array, logsCap: number, outcome: BigInt64Array): number;
   counters(out: BigInt64Array): void;
   setBudget(bytes: number): void;
+  tierAvailable(tier: number, why: Uint8Array, whyCap: number): number;
 }
 
 let native: { fns: Native; doneType: Koffi.TypeObject } | undefined;
@@ -36,16 +39,47 @@ function loadNative(): { fns: Native; doneType: Koffi.TypeObject } {
     doneType,
     fns: {
       workersStart: lib.func("int vsp_workers_start(uint32_t threads, vsp_done_fn *done)"),
-      submit: lib.func("int vsp_submit(uint64_t job, const char *image, const uint8_t *init, uint64_t init_len, const uint8_t *params, uint64_t params_len, uint32_t memory_mb, uint32_t timeout_ms, uint32_t flags, const char *snapshot_key, uint64_t result_cap, uint64_t logs_cap)"),
+      submit: lib.func("int vsp_submit(uint64_t job, const char *image, const uint8_t *init, uint64_t init_len, const uint8_t *params, uint64_t params_len, uint32_t memory_mb, uint32_t timeout_ms, uint32_t flags, const char *snapshot_key, uint64_t result_cap, uint64_t logs_cap, uint32_t tier)"),
       collect: lib.func("int vsp_collect(uint64_t job, _Out_ uint8_t *result, uint64_t result_cap, _Out_ uint8_t *logs, uint64_t logs_cap, _Out_ int64_t *outcome)"),
       counters: lib.func("void vsp_pool_counters(_Out_ int64_t *out)"),
       setBudget: lib.func("void vsp_set_pool_budget(uint64_t bytes)"),
+      tierAvailable: lib.func("int vsp_tier_available(uint32_t tier, _Out_ uint8_t *why, uint64_t why_cap)"),
     },
   };
   return native;
 }
 
+/** Whether this host can run `tier`, and if not, why (e.g. "/dev/kvm: No such file or directory"). */
+export function isolationAvailable(tier: Isolation): { ok: true } | { ok: false; why: string } {
+  const why = Buffer.alloc(512);
+  if (loadNative().fns.tierAvailable(TIER[tier], why, why.length)) return { ok: true };
+  return { ok: false, why: why.subarray(0, Math.max(0, why.indexOf(0))).toString("utf8") || "unavailable" };
+}
+
+/**
+ * The tier a runner asked for `requested` gets: `auto` takes the strongest the host offers (kvm,
+ * else process); a named tier is taken only if available. `reason` says why, for the start log
+ * ("isolation: process (/dev/kvm: No such file or directory)"). Throws, with the reason, when the
+ * requested tier (or, for auto, every tier) is unavailable.
+ */
+export function chooseIsolation(requested: Isolation | "auto"): { isolation: Isolation; reason: string } {
+  const kvm = isolationAvailable("kvm");
+  if (requested === "kvm" || (requested === "auto" && kvm.ok)) {
+    if (!kvm.ok) throw new Error(`isolation kvm is not available: ${kvm.why}`);
+    return { isolation: "kvm", reason: requested === "auto" ? "/dev/kvm is usable" : "requested" };
+  }
+  const proc = isolationAvailable("process");
+  if (!proc.ok) {
+    throw new Error(requested === "auto"
+      ? `no isolation tier is available: kvm (${kvm.ok ? "" : kvm.why}), process (${proc.why})`
+      : `isolation process is not available: ${proc.why}`);
+  }
+  return { isolation: "process", reason: requested === "auto" ? (kvm.ok ? "" : kvm.why) : "requested" };
+}
+
 export interface NativeEngineOptions {
+  /** The tier this engine's calls run on (default: the strongest available, see chooseIsolation). */
+  isolation?: Isolation;
   /**
    * Worker threads running virtines (default: one per CPU). A guest that sleeps holds its thread,
    * so a runner asks for at least its capacity. Process-wide: the largest request wins.
@@ -66,6 +100,7 @@ export function openNativeEngine(opts: NativeEngineOptions = {}): Engine {
   const { fns, doneType } = loadNative();
   const resultLimit = opts.resultLimit ?? DEFAULT_RESULT_LIMIT;
   const defaultLogLimit = opts.logLimit ?? DEFAULT_LOG_LIMIT;
+  const isolation = opts.isolation ?? chooseIsolation("auto").isolation;
   const pending = sharedPending;
   sharedCallback ??= koffi.register((job: number) => completeJob(fns, job), koffi.pointer(doneType));
   const r = fns.workersStart(Math.max(opts.threads ?? 0, defaultThreads()), sharedCallback);
@@ -74,6 +109,7 @@ export function openNativeEngine(opts: NativeEngineOptions = {}): Engine {
   let closed = false;
 
   return {
+    isolation,
     run(req: EngineRequest): Promise<EngineOutcome> {
       if (closed) return Promise.reject(new Error("engine closed"));
       const job = nextJob++;
@@ -83,7 +119,7 @@ export function openNativeEngine(opts: NativeEngineOptions = {}): Engine {
         pending.set(job, { resolve, reject, resultLimit, logLimit });
         // The result buffer holds the result plus the NUL the engine's error path may write.
         const r = fns.submit(job, req.image, req.init, req.init.length, params, params.length,
-          req.memoryMb, req.timeoutMs, req.initOnly ? FLAG_INIT_ONLY : 0, req.snapshotKey ?? "", resultLimit + 1, logLimit);
+          req.memoryMb, req.timeoutMs, req.initOnly ? FLAG_INIT_ONLY : 0, req.snapshotKey ?? "", resultLimit + 1, logLimit, TIER[isolation]);
         if (r < 0) {
           pending.delete(job);
           reject(new Error(`the virtine engine refused the invocation (errno ${-r})`));

@@ -70,7 +70,16 @@ export interface EngineStats {
   snapshotBytes: number;
 }
 
+/**
+ * Where invocations run: `kvm`, a virtine on /dev/kvm (the strongest), or `process`, a sandboxed
+ * process (namespaces, empty root, seccomp) for hosts without KVM. Same images, same semantics.
+ */
+export type Isolation = "kvm" | "process";
+export const ISOLATIONS: readonly Isolation[] = ["kvm", "process"];
+
 export interface Engine {
+  /** The tier every call of this engine runs on. */
+  readonly isolation: Isolation;
   run(req: EngineRequest): Promise<EngineOutcome>;
   stats(): EngineStats;
   close(): void;

@@ -1,12 +1,14 @@
 // Tells the schedulers this runner exists and how busy it is; silence for RUNNER_EXPIRY_MS is
 // how they learn it is gone.
 import type { NatsConnection } from "@nats-io/transport-node";
-import { HEARTBEAT_INTERVAL_MS, RUNNER_HEARTBEAT_SUBJECT, type RunnerHeartbeat } from "../contracts/index.ts";
+import { HEARTBEAT_INTERVAL_MS, RUNNER_HEARTBEAT_SUBJECT, type Isolation, type RunnerHeartbeat } from "../contracts/index.ts";
 import type { EngineStats } from "./engine.ts";
 
 export interface HeartbeatOptions {
   runnerId: string;
   capacity: number;
+  /** Schedulers place work that requires a tier only on runners of that tier. */
+  isolation: Isolation;
   inflight: () => number;
   engineStats: () => EngineStats;
 }
@@ -18,6 +20,7 @@ export function startHeartbeat(nc: NatsConnection, opts: HeartbeatOptions): { st
       capacity: opts.capacity,
       inflight: opts.inflight(),
       at: Date.now(),
+      isolation: opts.isolation,
       engine: opts.engineStats(),
     };
     try {

@@ -30,9 +30,14 @@ const MAX_DIAGNOSTICS = 64 * 1024;
 export interface ImageStoreOptions {
   dataDir: string;
   logger: pino.Logger;
-  /** Runs the load check of JS actions; defaults to the native engine. */
+  /**
+   * Runs the load check of JS actions, so it must be the engine (and tier) the runner runs them
+   * on; defaults to the native engine on the strongest tier available.
+   */
   engine?: Engine;
   compileTimeoutMs?: number;
+  /** The QuickJS guest image (default JS_IMAGE); another path stands for a damaged install. */
+  jsImage?: string;
 }
 
 export function createImageStore(opts: ImageStoreOptions): ImageStore {
@@ -42,13 +47,19 @@ export function createImageStore(opts: ImageStoreOptions): ImageStore {
   let engine = opts.engine;
   let guestLibHash: Promise<string> | undefined;
 
+  const jsImage = opts.jsImage ?? JS_IMAGE;
+
   async function checkJs(code: string, codeHash: string): Promise<BuildResult> {
     engine ??= (await import("./engine-native.ts")).openNativeEngine();
     const outcome = await engine.run({
-      image: JS_IMAGE, init: Buffer.from(code, "utf8"), params: "{}", initOnly: true,
+      image: jsImage, init: Buffer.from(code, "utf8"), params: "{}", initOnly: true,
       memoryMb: CHECK_MEMORY_MB, timeoutMs: CHECK_TIMEOUT_MS,
     });
-    if (outcome.status === "ok") return { ok: true, codeHash, image: JS_IMAGE };
+    if (outcome.status === "ok") return { ok: true, codeHash, image: jsImage };
+    // dev_error, crash, timeout and oom are the code's doing at load; internal is the host's.
+    if (outcome.status === "internal") {
+      return { ok: false, fault: "host", error: `the ${engine.isolation} engine could not check the code: ${outcome.error ?? "internal error"}` };
+    }
     return { ok: false, error: outcome.error ?? `the code could not be loaded (${outcome.status})` };
   }
 
@@ -59,8 +70,8 @@ export function createImageStore(opts: ImageStoreOptions): ImageStore {
     const work = await mkdtemp(path.join(dir, "build-"));
     try {
       await writeFile(path.join(work, "action.c"), code);
-      const { failed, output } = await run(sandboxed(work), opts.compileTimeoutMs ?? DEFAULT_COMPILE_TIMEOUT_MS);
-      if (failed) return { ok: false, error: output.slice(0, MAX_DIAGNOSTICS) || "compilation failed" };
+      const { failed, output, fault } = await run(sandboxed(work), opts.compileTimeoutMs ?? DEFAULT_COMPILE_TIMEOUT_MS);
+      if (failed) return { ok: false, error: output.slice(0, MAX_DIAGNOSTICS) || "compilation failed", ...(fault && { fault }) };
       await rename(path.join(work, "action.elf"), image); // atomic: readers never see half a file
       opts.logger.debug({ codeHash }, "compiled C action");
       return { ok: true, codeHash, image };
@@ -83,6 +94,8 @@ export function createImageStore(opts: ImageStoreOptions): ImageStore {
       let p = inflight.get(codeHash); // concurrent builds of the same code share one compiler run
       if (!p) {
         p = (kind === "c" ? compileC(code, codeHash) : checkJs(code, codeHash))
+          // A file system or engine that fails us is this host's problem, never the code's.
+          .catch((err: unknown): BuildResult => ({ ok: false, fault: "host", error: `could not build the image: ${(err as Error).message}` }))
           .then((built) => {
             if (built.ok) {
               ready.set(codeHash, built);
@@ -111,14 +124,16 @@ function sandboxed(work: string): string[] {
   ];
 }
 
-function run(argv: string[], timeoutMs: number): Promise<{ failed: boolean; output: string }> {
+function run(argv: string[], timeoutMs: number): Promise<{ failed: boolean; output: string; fault?: "host" }> {
   return new Promise((resolve) => {
     execFile(argv[0]!, argv.slice(1), { timeout: timeoutMs, maxBuffer: 4 * MAX_DIAGNOSTICS, killSignal: "SIGKILL" },
       (err, stdout, stderr) => {
         const output = `${stderr}${stdout}`.trim();
         if (err && (err as NodeJS.ErrnoException).code === "ENOENT")
-          resolve({ failed: true, output: "the C toolchain sandbox (bwrap) is not installed on this runner" });
+          resolve({ failed: true, fault: "host", output: "the C toolchain sandbox (bwrap) is not installed on this runner" });
         else if (err?.killed) resolve({ failed: true, output: `compilation took longer than ${timeoutMs} ms` });
+        // bwrap speaks only of its own setup, before the compiler starts: a host problem.
+        else if (err && output.startsWith("bwrap:")) resolve({ failed: true, fault: "host", output: `the C toolchain sandbox could not start: ${output}` });
         else resolve({ failed: !!err, output });
       });
   });

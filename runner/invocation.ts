@@ -2,7 +2,7 @@
 // activation. Every failure ends in a record; nothing here may throw at the caller.
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
-import { runtimeOf, type Activation, type AssignmentReply, type InvocationEvent } from "../contracts/index.ts";
+import { annotatedIsolation, runtimeOf, satisfiesIsolation, strongestIsolation, type Activation, type AssignmentReply, type InvocationEvent } from "../contracts/index.ts";
 import { buildActivation, developerError, internalError, verdictOf } from "./activation.ts";
 import type { Engine } from "./engine.ts";
 import type { ImageStore } from "./images.ts";
@@ -30,7 +30,7 @@ export async function runInvocation(event: InvocationEvent, deps: InvocationDeps
     activation = await execute(event, start, deps);
   } catch (err) {
     deps.logger.error({ err, activationId: event.activationId }, "invocation failed inside the runner");
-    activation = buildActivation({ event, start, end: Date.now(), verdict: internalError("The runner failed to run the action.") });
+    activation = buildActivation({ event, start, end: Date.now(), verdict: internalError("The runner failed to run the action."), isolation: deps.engine.isolation });
   }
   const stored = await deps.recorder.record(activation, event.replyTo);
   // Not worth a retry: the action ran, and running it again would repeat its side effects.
@@ -46,21 +46,31 @@ export async function execute(
   deps: InvocationDeps,
   extraAnnotations?: Activation["annotations"],
 ): Promise<Activation> {
+  const { isolation } = deps.engine;
   const action = await loadAction(event, deps);
   // The gateway checked that the action existed; it was deleted while the invocation was queued.
   if (!action) {
-    return buildActivation({ event, start, end: Date.now(), verdict: internalError("action no longer exists") });
+    return buildActivation({ event, start, end: Date.now(), verdict: internalError("action no longer exists"), isolation });
+  }
+  // Schedulers place by the event's requirement; the action's own annotation is checked again
+  // here, as it may have been set after the event was queued, or by a scheduler older than tiers.
+  const required = strongestIsolation(event.isolation, annotatedIsolation(action.annotations));
+  if (!satisfiesIsolation(isolation, required)) {
+    const verdict = internalError(`the action requires isolation ${required}, and this runner runs ${isolation}`);
+    return buildActivation({ event, action, start, end: Date.now(), verdict, extraAnnotations, isolation });
   }
   if (event.sequence) return runSequence(event, action, start, deps, execute);
   if (action.exec.kind === "sequence") {
-    return buildActivation({ event, action, start, end: Date.now(), verdict: internalError("the sequence came without its components") });
+    return buildActivation({ event, action, start, end: Date.now(), verdict: internalError("the sequence came without its components"), isolation });
   }
 
   // Cached by code hash: only the first invocation on this runner after a change compiles.
   const runtime = runtimeOf(action.exec.kind);
   const image = await deps.images.build(runtime, action.exec.code);
   if (!image.ok) {
-    return buildActivation({ event, action, start, end: Date.now(), verdict: developerError(image.error), extraAnnotations });
+    // A compiler error is the developer's; a runner that cannot build at all is ours.
+    const verdict = image.fault === "host" ? internalError(image.error) : developerError(image.error);
+    return buildActivation({ event, action, start, end: Date.now(), verdict, extraAnnotations, isolation });
   }
 
   // limits.logs is in MB, capped at what one activation record can carry (see logLimitBytes).
@@ -89,5 +99,6 @@ export async function execute(
     // No separate init phase to time: a cold call's engine time (boot + init + run) stands for it.
     initTime: outcome.coldStart ? Math.max(1, Math.round(outcome.micros / 1000)) : undefined,
     extraAnnotations,
+    isolation,
   });
 }

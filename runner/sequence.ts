@@ -34,7 +34,7 @@ export async function runSequence(event: InvocationEvent, sequence: Action, star
     last = { ...(await execute(component, Date.now(), deps, [{ key: "causedBy", value: "sequence" }])), cause: event.activationId };
     componentIds.push(last.activationId);
     if (!(await deps.recorder.record(last))) {
-      last = buildActivation({ event: component, start, end: Date.now(), verdict: internalError("a component's activation record could not be stored") });
+      last = buildActivation({ event: component, start, end: Date.now(), verdict: internalError("a component's activation record could not be stored"), isolation: deps.engine.isolation });
       break;
     }
     // OpenWhisk stops at the first component that fails; its response is the sequence's.
@@ -52,5 +52,6 @@ export async function runSequence(event: InvocationEvent, sequence: Action, star
     verdict,
     logs: componentIds,
     extraAnnotations: [{ key: "topmost", value: true }],
+    isolation: deps.engine.isolation,
   });
 }

@@ -1,15 +1,18 @@
-// The last word on an invocation no runner could take after every delivery: a "whisk internal
-// error" record, so that its caller and `GET activations/{id}` learn what happened.
+// The last word on an invocation no runner could take: a "whisk internal error" record, so that
+// its caller and `GET activations/{id}` learn what happened. No runner ran it, so the record has
+// no `isolation` annotation.
 import type { InvocationEvent } from "../contracts/index.ts";
 import { buildActivation, internalError } from "../runner/activation.ts";
 import type { ActivationRecorder } from "../runner/recorder.ts";
 
-export type Abandon = (event: InvocationEvent) => Promise<void>;
+/** Why, when not given: every delivery of the event failed to be placed. */
+export const NOT_PLACED = "The invocation could not be placed on a runner.";
+
+export type Abandon = (event: InvocationEvent, reason?: string) => Promise<void>;
 
 export function createAbandon(recorder: ActivationRecorder): Abandon {
-  return async function abandon(event) {
+  return async function abandon(event, reason = NOT_PLACED) {
     const now = Date.now();
-    const verdict = internalError("The invocation could not be placed on a runner.");
-    await recorder.record(buildActivation({ event, start: now, end: now, verdict }), event.replyTo);
+    await recorder.record(buildActivation({ event, start: now, end: now, verdict: internalError(reason) }), event.replyTo);
   };
 }

@@ -1,8 +1,10 @@
-// The runners this scheduler knows of, from their heartbeats, and how many free slots each has.
-import { RUNNER_EXPIRY_MS, type RunnerHeartbeat } from "../contracts/index.ts";
+// The runners this scheduler knows of, from their heartbeats: how many free slots each has, and
+// which isolation tier it runs invocations on.
+import { RUNNER_EXPIRY_MS, satisfiesIsolation, type Isolation, type RunnerHeartbeat } from "../contracts/index.ts";
 
 interface RunnerState {
   capacity: number;
+  isolation: Isolation;
   /** Local time of the last heartbeat: runner clocks may disagree with ours. */
   lastSeen: number;
   /** Assignments this scheduler has sent and not yet seen answered. */
@@ -13,19 +15,26 @@ interface RunnerState {
 
 export class RunnerTable {
   private readonly runners = new Map<string, RunnerState>();
+  /** Per tier, the local time of the last heartbeat any runner of it sent (kept after pruning). */
+  private readonly tierSeen = new Map<Isolation, number>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
   observe(heartbeat: RunnerHeartbeat): void {
     const state = this.runners.get(heartbeat.runnerId);
     const assigned = state?.assigned ?? 0;
+    // A heartbeat without a tier comes from a runner older than tiers: those ran virtines only.
+    const isolation = heartbeat.isolation ?? "kvm";
+    const now = this.now();
     this.runners.set(heartbeat.runnerId, {
       capacity: heartbeat.capacity,
-      lastSeen: this.now(),
+      isolation,
+      lastSeen: now,
       assigned,
       // The runner counts our assignments too; whatever exceeds them is someone else's work.
       othersInflight: Math.max(0, heartbeat.inflight - assigned),
     });
+    this.tierSeen.set(isolation, now);
   }
 
   isLive(runnerId: string): boolean {
@@ -33,15 +42,30 @@ export class RunnerTable {
     return state !== undefined && this.now() - state.lastSeen < RUNNER_EXPIRY_MS;
   }
 
-  /** The live runner with the most free slots, or undefined when none has one. */
-  pickFreest(): string | undefined {
+  /**
+   * The live runner with the most free slots among those that satisfy `required` (absent: any),
+   * or undefined when none has one.
+   */
+  pickFreest(required?: Isolation): string | undefined {
     let best: string | undefined;
     let bestFree = 0;
     for (const [runnerId, state] of this.runners) {
       const free = state.capacity - state.assigned - state.othersInflight;
-      if (free > bestFree && this.isLive(runnerId)) [best, bestFree] = [runnerId, free];
+      if (free > bestFree && satisfiesIsolation(state.isolation, required) && this.isLive(runnerId)) [best, bestFree] = [runnerId, free];
     }
     return best;
+  }
+
+  /**
+   * Whether some runner that satisfies `required` has been heard from within the last `withinMs`
+   * (a runner restarting, or not yet heard by a scheduler that just started, still counts).
+   */
+  tierHeardWithin(required: Isolation, withinMs: number): boolean {
+    const now = this.now();
+    for (const [tier, seen] of this.tierSeen) {
+      if (satisfiesIsolation(tier, required) && now - seen < withinMs) return true;
+    }
+    return false;
   }
 
   reserve(runnerId: string): void {

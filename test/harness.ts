@@ -18,11 +18,18 @@ export interface PlatformOptions {
   runners?: number;
   /** Capacity of each runner (default 2). */
   runnerCapacity?: number;
+  /**
+   * The tier each runner asks for (default "auto"): one value for all, or one per runner. A tier
+   * the host cannot give makes startPlatform throw, as a runner refuses to start then.
+   */
+  runnerIsolation?: RunnerIsolation | RunnerIsolation[];
   /** Max age of activation records, ms (provision's default: 7 days). */
   activationRetentionMs?: number;
   /** How long blocking invocations wait before 202, ms (the gateway's default: 60 s). */
   blockingWaitMs?: number;
 }
+
+export type RunnerIsolation = NonNullable<Parameters<typeof startRunner>[0]["isolation"]>;
 
 export interface TestResponse {
   status: number;
@@ -93,7 +100,8 @@ export async function startPlatform(opts: PlatformOptions = {}): Promise<Platfor
     for (let i = 0; i < (opts.runners ?? 1); i++) {
       const runnerDir = join(dataDir, `runner-${i}`);
       await mkdir(runnerDir, { recursive: true });
-      const runner = await startRunner({ nc, dataDir: runnerDir, capacity: opts.runnerCapacity ?? 2, logger });
+      const isolation = Array.isArray(opts.runnerIsolation) ? opts.runnerIsolation[i] : opts.runnerIsolation;
+      const runner = await startRunner({ nc, dataDir: runnerDir, capacity: opts.runnerCapacity ?? 2, logger, ...(isolation && { isolation }) });
       closers.push(runner.close);
       runnerIds.push(runner.runnerId);
     }
@@ -128,7 +136,8 @@ async function request(baseUrl: string, auth: string | false, method: string, pa
     payload = JSON.stringify(body);
     if (!sent.has("content-type")) sent.set("content-type", "application/json");
   }
-  const res = await fetch(new URL(path, baseUrl), { method, headers: sent, body: payload });
+  // A hung gateway fails this request, not the whole suite at AVA's inactivity timeout.
+  const res = await fetch(new URL(path, baseUrl), { method, headers: sent, body: payload, signal: AbortSignal.timeout(120_000) });
   const text = await res.text();
   let parsed: unknown = text;
   if (res.headers.get("content-type")?.includes("json") && text) {

@@ -9,7 +9,7 @@ import { connect } from "@nats-io/transport-node";
 import { jetstreamManager, RetentionPolicy, StorageType, DiscardPolicy } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { ACTIONS_BUCKET, ACTIVATIONS_BUCKET, AUTH_BUCKET, INVOCATIONS_STREAM, fromSubjectToken, subjectToken } from "../contracts/index.ts";
-import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_NAMESPACE_CONCURRENT, DEFAULT_NAMESPACE_PER_MINUTE, DEFAULT_POOL_MB, DEFAULT_PORT, DEFAULT_RUNNER_CAPACITY, loadConfig } from "../infra/config.ts";
+import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_ISOLATION, DEFAULT_LOG_LEVEL, DEFAULT_NAMESPACE_CONCURRENT, DEFAULT_NAMESPACE_PER_MINUTE, DEFAULT_POOL_MB, DEFAULT_PORT, DEFAULT_RUNNER_CAPACITY, loadConfig } from "../infra/config.ts";
 import { connectNats } from "../infra/connect.ts";
 import { findNatsServer, startLocalNats } from "../infra/nats-server.ts";
 import { ACTIVATION_TTL_MS, provision } from "../infra/provision.ts";
@@ -57,6 +57,7 @@ test("config: defaults when nothing is set", (t) => {
     natsUrl: undefined,
     runnerCapacity: DEFAULT_RUNNER_CAPACITY,
     poolMb: DEFAULT_POOL_MB,
+    isolation: DEFAULT_ISOLATION,
     logLevel: DEFAULT_LOG_LEVEL,
     activationRetentionMs: undefined,
     namespaceLimits: { concurrent: DEFAULT_NAMESPACE_CONCURRENT, perMinute: DEFAULT_NAMESPACE_PER_MINUTE },
@@ -73,12 +74,13 @@ test("config: values from the environment; empty means unset", (t) => {
     NATS_URL: "nats://a:4222,nats://b:4222",
     VESPID_RUNNER_CAPACITY: "7",
     VESPID_POOL_MB: "512",
+    VESPID_ISOLATION: "process",
     VESPID_LOG_LEVEL: "debug",
     VESPID_ACTIVATION_RETENTION: "12h",
     VESPID_NAMESPACE_CONCURRENT: "5",
     VESPID_NAMESPACE_PER_MINUTE: "600",
   });
-  t.deepEqual(config, { port: 0, host: "0.0.0.0", dataDir: "/srv/vespid", natsUrl: "nats://a:4222,nats://b:4222", runnerCapacity: 7, poolMb: 512, logLevel: "debug", activationRetentionMs: 12 * 60 * 60 * 1000, namespaceLimits: { concurrent: 5, perMinute: 600 } });
+  t.deepEqual(config, { port: 0, host: "0.0.0.0", dataDir: "/srv/vespid", natsUrl: "nats://a:4222,nats://b:4222", runnerCapacity: 7, poolMb: 512, isolation: "process", logLevel: "debug", activationRetentionMs: 12 * 60 * 60 * 1000, namespaceLimits: { concurrent: 5, perMinute: 600 } });
   t.is(loadConfig({ NATS_URL: "", VESPID_PORT: "" }).natsUrl, undefined);
   t.is(loadConfig({ VESPID_DATA_DIR: "rel/dir" }).dataDir, join(process.cwd(), "rel/dir"));
 });
@@ -94,6 +96,7 @@ for (const [name, value] of [
   ["VESPID_RUNNER_CAPACITY", "many"],
   ["VESPID_POOL_MB", "8"],
   ["VESPID_LOG_LEVEL", "loud"],
+  ["VESPID_ISOLATION", "xen"],
   ["VESPID_ACTIVATION_RETENTION", "0"],
   ["VESPID_ACTIVATION_RETENTION", "7 days"],
   ["VESPID_ACTIVATION_RETENTION", "3w"],

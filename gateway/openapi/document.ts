@@ -9,6 +9,7 @@ import {
   Activation,
   ActivationId,
   EntityName,
+  Isolation,
   Package,
   PackagePut,
 } from "../../contracts/index.ts";
@@ -58,7 +59,14 @@ const PackageListQuery = z.object({ ...Page, public: bool.describe("true: also o
 const OverwriteQuery = z.object({ overwrite: bool.describe("true replaces an existing package (else 409)") });
 const NamespaceList = z.array(z.string()).describe("the caller's namespace (one key, one namespace)");
 const ApiInfo = z.object({ description: z.string(), api_version: z.string(), api_version_path: z.string(), runtimes: z.record(z.string(), z.unknown()) });
-const Health = z.object({ status: z.string(), reason: z.string().optional() });
+const Health = z.object({
+  status: z.enum(["ok", "degraded", "unavailable"]).describe("degraded: no runner is live (the API answers, invocations wait)"),
+  reason: z.string().optional(),
+  runners: z
+    .array(z.object({ runnerId: z.string(), isolation: Isolation, capacity: z.number().int(), inflight: z.number().int() }))
+    .optional()
+    .describe("runners heard from in the last few seconds, with their isolation tier"),
+});
 
 /** Schemas described once under components.schemas and referenced wherever they appear at the top. */
 const COMPONENTS = new Map<z.ZodType, string>([
@@ -93,14 +101,14 @@ function actionOperations(path: string, what: string, shared = false): Operation
   const readAuth = shared ? sharedAuth : auth;
   return [
     { method: "get", path, summary: `Get ${what} (or its versions)`, tag: "Actions", query: ActionGetQuery, responses: { 200: ["the action", Action], 400: ["bad name or query"], 404: ["no such action or version"], ...readAuth } },
-    { method: "put", path, summary: `Create or update ${what}`, tag: "Actions", query: ActionPutQuery, body: ActionPut, responses: { 200: ["the stored action", Action], 400: ["bad name, body, limits or code that does not build"], 404: ["no such version to roll back to"], 409: ["exists (without overwrite=true) or changed meanwhile"], 413: ["body too large"], ...auth } },
+    { method: "put", path, summary: `Create or update ${what}`, tag: "Actions", query: ActionPutQuery, body: ActionPut, responses: { 200: ["the stored action", Action], 400: ["bad name, body, limits, isolation annotation or code that does not build"], 503: ["no runner (of the tier the action requires) could check the code, or the runner could not (a problem of its host, not of the code); see Retry-After"], 404: ["no such version to roll back to"], 409: ["exists (without overwrite=true) or changed meanwhile"], 413: ["body too large"], ...auth } },
     { method: "delete", path, summary: `Delete ${what}`, tag: "Actions", responses: { 200: ["the deleted action", Action], 404: ["no such action"], 409: ["changed meanwhile"], ...auth } },
     { method: "post", path, summary: `Invoke ${what}`, tag: "Actions", query: InvokeQuery, body: Params, responses: { ...invokeResponses, ...readAuth } },
   ];
 }
 
 export const OPERATIONS: Operation[] = [
-  { method: "get", path: "/health", summary: "Liveness and NATS connectivity", tag: "Platform", public: true, responses: { 200: ["up", Health], 503: ["not connected to NATS", Health] } },
+  { method: "get", path: "/health", summary: "Liveness, NATS connectivity and the live runners' tiers", tag: "Platform", public: true, responses: { 200: ["up (ok), or up without any live runner (degraded)", Health], 503: ["not connected to NATS", Health] } },
   { method: "get", path: "/api/v1", summary: "API information and runtimes", tag: "Platform", public: true, responses: { 200: ["API information", ApiInfo] } },
   { method: "get", path: "/api/v1/openapi.json", summary: "This document", tag: "Platform", public: true, responses: { 200: ["the OpenAPI document", z.record(z.string(), z.unknown())] } },
   { method: "get", path: "/api/v1/namespaces", summary: "The caller's namespaces", tag: "Namespaces", responses: { 200: ["namespace names", NamespaceList], 401: auth[401] } },

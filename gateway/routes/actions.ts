@@ -6,8 +6,12 @@ import { z } from "zod";
 import {
   ActionLimits,
   ActionPut,
+  annotatedIsolation,
   EntityName,
+  Isolation,
+  ISOLATION_ANNOTATION,
   runtimeOf,
+  strongestIsolation,
   type Action,
   type ActivationStatus,
   type KeyValue,
@@ -33,6 +37,8 @@ export interface ActionRoutesDeps {
   invoker: Invoker;
   /** How long a blocking invocation waits before answering 202 with the id, ms. */
   blockingWaitMs: number;
+  /** The weakest tier a namespace's actions may run on, when its admin set one. */
+  namespaceIsolation: (namespace: string) => Isolation | undefined;
 }
 
 /** Versions as Vespid writes them: `major.minor.patch`. */
@@ -170,12 +176,22 @@ export function actionRoutes(deps: ActionRoutesDeps): Hono<GatewayEnv> {
     }
     const { action, defaults, binding } = resolved;
     const name = storedName(at);
+    const sequence = action.exec.kind === "sequence" ? await flattenSequence(deps, action.namespace, action.exec.components) : undefined;
     // The activation is the caller's, even for another namespace's shared action: it is listed
     // and read there, and counts against the caller's limits (OpenWhisk's rule).
     const caller = c.get("namespace");
     // The runner loads `namespace/name` unless told otherwise: a binding, another namespace's
     // shared action or a pinned version.
     const elsewhere = action.namespace !== caller || action.name !== name || version !== undefined;
+    // Placed only on runners of the strongest tier anyone involved asks for: the action, the
+    // caller's namespace, the namespace the code lives in, and for a sequence each component
+    // and its namespace (a sequence runs on one runner).
+    const isolation = strongestIsolation(
+      annotatedIsolation(action.annotations),
+      deps.namespaceIsolation(caller),
+      deps.namespaceIsolation(action.namespace),
+      ...(sequence ?? []).flatMap((step) => [step.isolation, deps.namespaceIsolation(step.namespace)]),
+    );
     const request: Parameters<Invoker["invoke"]>[0] = {
       namespace: caller,
       name,
@@ -183,7 +199,8 @@ export function actionRoutes(deps: ActionRoutesDeps): Hono<GatewayEnv> {
       params: { ...defaults, ...params },
       ...(elsewhere && { target: { namespace: action.namespace, name: action.name, ...(version !== undefined && { version }) } }),
       ...(binding && { binding }),
-      ...(action.exec.kind === "sequence" && { sequence: await flattenSequence(deps, action.namespace, action.exec.components) }),
+      ...(sequence && { sequence }),
+      ...(isolation && { isolation }),
     };
     const { activationId, activation } = await deps.invoker.invoke(request, {
       waitMs: blocking ? deps.blockingWaitMs : undefined,
@@ -206,13 +223,17 @@ export function actionRoutes(deps: ActionRoutesDeps): Hono<GatewayEnv> {
 async function actionFromPut(deps: ActionRoutesDeps, at: ActionAddress, put: ActionPut, existing?: Action): Promise<Action> {
   const exec = put.exec ?? existing?.exec;
   if (!exec) throw new ApiError(400, "exec: is required to create an action");
+  checkIsolationAnnotation(put.annotations);
+  const annotations = put.annotations ?? existing?.annotations ?? [];
   let codeHash = existing?.codeHash ?? "";
   if (put.exec?.kind === "sequence") {
     // Every component must exist now (OpenWhisk checks too); nesting and length are bounded.
     await flattenSequence(deps, at.namespace, put.exec.components);
     codeHash = "";
   } else if (put.exec) {
-    const built = await deps.build({ kind: runtimeOf(put.exec.kind), code: put.exec.code });
+    // Checked on the tier that will run it (a JS check runs the code's top level).
+    const isolation = strongestIsolation(annotatedIsolation(annotations), deps.namespaceIsolation(at.namespace));
+    const built = await deps.build({ kind: runtimeOf(put.exec.kind), code: put.exec.code }, { isolation });
     if (!built.ok) throw new ApiError(400, built.error);
     codeHash = built.codeHash;
   }
@@ -224,11 +245,20 @@ async function actionFromPut(deps: ActionRoutesDeps, at: ActionAddress, put: Act
     // Limits given replace the old ones (missing fields take the defaults); none keeps them.
     limits: put.limits ? ActionLimits.parse(put.limits) : (existing?.limits ?? ActionLimits.parse({})),
     parameters: put.parameters ?? existing?.parameters ?? [],
-    annotations: withExecAnnotation(put.annotations ?? existing?.annotations ?? [], exec.kind),
+    annotations: withExecAnnotation(annotations, exec.kind),
     publish: put.publish ?? existing?.publish ?? false,
     codeHash,
     updated: Date.now(),
   };
+}
+
+/** The `isolation` annotation names a tier or is absent: anything else would silently mean "any runner". */
+function checkIsolationAnnotation(annotations: readonly KeyValue[] | undefined): void {
+  for (const [i, { key, value }] of (annotations ?? []).entries()) {
+    if (key === ISOLATION_ANNOTATION && !Isolation.safeParse(value).success) {
+      throw new ApiError(400, `annotations.${i}.value: the "${ISOLATION_ANNOTATION}" annotation must be "kvm" or "process", got ${JSON.stringify(value).slice(0, 100)}`);
+    }
+  }
 }
 
 /** OpenWhisk adds `exec: <kind>` to every action's annotations; `wsk action list` shows it. */

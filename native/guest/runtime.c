@@ -17,7 +17,11 @@ static void ring(unsigned offset)
 {
 	/* Everything written before (buffers included) must be in memory when the host looks. */
 	__asm__ volatile("" ::: "memory");
-	*(volatile uint8_t *)(uintptr_t)(VSP_GPA_DOORBELL + offset) = 0;
+	uint64_t fn = frame()->bell_fn;
+	if (fn)
+		((void (*)(uint64_t))(uintptr_t)fn)(offset); /* process tier: the sandbox's hypercall */
+	else
+		*(volatile uint8_t *)(uintptr_t)(VSP_GPA_DOORBELL + offset) = 0; /* virtine: an MMIO exit */
 	__asm__ volatile("" ::: "memory");
 }
 

@@ -34,6 +34,17 @@
 #define VSP_GPA_IST_TOP    0xF000
 #define VSP_SYSTEM_END     0x200000 /* guest pointers handed to the host must lie above this */
 
+/*
+ * Process tier only (the sandbox's helper, native/sandbox/): its state lives in guest memory too,
+ * so that restoring guest memory restores it. Unused (and unmapped) in a virtine.
+ */
+#define VSP_GPA_PROC_SAVE   0x100000 /* struct vsp_proc_save: registers at the last hypercall */
+#define VSP_GPA_PROC_XSAVE  0x101000 /* XSAVE area of the last hypercall (16 KiB, 64-byte aligned) */
+#define VSP_GPA_PROC_STACK  0x110000 /* top of the helper's own stack while it sets up (32 KiB below) */
+#define VSP_GPA_PROC_ALT    0x110000 /* signal stack, 256 KiB upwards */
+#define VSP_PROC_ALT_SIZE   0x40000
+#define VSP_GPA_PROC_END    0x200000
+
 /* Guest images are linked at this address (-Wl,-Ttext-segment=0x200000). */
 #define VSP_IMAGE_BASE     0x200000
 
@@ -71,7 +82,24 @@ struct vsp_frame {
 	uint64_t out_status;
 	uint64_t out_ptr;
 	uint64_t out_len;
+	/*
+	 * Process tier: the function the guest calls to ring a doorbell (offset in the first argument)
+	 * instead of storing to the doorbell page, which has nothing behind it in a process. Set by the
+	 * sandbox's helper; always 0 in a virtine, where the store is the doorbell.
+	 */
+	uint64_t bell_fn;
+	/* Process tier, fault report (VSP_BELL_FAULT): vector, error code, rip, faulting address. */
+	uint64_t fault[4];
 };
+
+#ifdef __x86_64__
+/* Process tier: what the hypercall stub saves, at VSP_GPA_PROC_SAVE. */
+struct vsp_proc_save {
+	uint64_t rbx, rbp, r12, r13, r14, r15, rsp, rflags;
+	uint64_t bell;           /* the doorbell being rung */
+	uint64_t fs_base, gs_base;
+};
+#endif
 
 #endif
 

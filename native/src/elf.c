@@ -53,6 +53,11 @@ static int parse(struct vsp_image *img, const uint8_t *file, uint64_t size)
 			return -ENOEXEC;
 		if (p->p_vaddr + p->p_memsz > end)
 			end = p->p_vaddr + p->p_memsz;
+		if (img->nsegs == sizeof(img->segs) / sizeof(img->segs[0]))
+			return -ENOEXEC;
+		img->segs[img->nsegs].start = p->p_vaddr;
+		img->segs[img->nsegs].end = p->p_vaddr + p->p_memsz;
+		img->segs[img->nsegs++].flags = p->p_flags;
 		/* musl finds its TLS template through AT_PHDR: the headers' address once loaded. */
 		if (eh->e_phoff >= p->p_offset && eh->e_phoff - p->p_offset < p->p_filesz)
 			img->phdr = p->p_vaddr + (eh->e_phoff - p->p_offset);

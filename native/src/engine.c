@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "pool.h"
+#include "sandbox.h"
 #include "vm.h"
 
 #define MIN_MEMORY_MB 16
@@ -64,19 +65,24 @@ static int arm_deadline(timer_t *timer, uint32_t ms)
 	return 0;
 }
 
-static uint64_t now_us(void)
+uint64_t vsp_now_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-/* Builds the virtine: memory, image, stack, system area, CPU state. */
-static int prepare(struct vsp_vm *vm, const struct vsp_request *req)
+/*
+ * Builds the virtine or sandbox: memory, image, stack, then a virtine's system area and CPU state,
+ * or a sandbox's process. A sandbox's failure to start is explained in `why`.
+ */
+static int prepare(struct vsp_vm *vm, const struct vsp_request *req, char *why, size_t why_cap)
 {
 	struct vsp_image *img;
 	uint64_t rsp;
-	int r = vsp_vm_create(vm, (uint64_t)req->memory_mb << 20);
+	bool sandbox = req->tier == VSP_TIER_PROCESS;
+	uint64_t mem_size = (uint64_t)req->memory_mb << 20;
+	int r = sandbox ? vsp_sandbox_create(vm, mem_size) : vsp_vm_create(vm, mem_size);
 	if (r < 0)
 		return r;
 	if ((r = vsp_image_get(req->image_path, &img)) < 0)
@@ -84,10 +90,11 @@ static int prepare(struct vsp_vm *vm, const struct vsp_request *req)
 	r = vsp_elf_load(vm, img);
 	vsp_image_put(img); /* the VM holds its own reference now */
 	if (r < 0 || (r = vsp_mm_init(vm, vm->image->end)) < 0 ||
-	    (r = vsp_stack_init(vm, vm->image->entry, vm->image->phdr, vm->image->phnum, &rsp)) < 0 ||
-	    (r = vsp_layout_init(vm, vm->image->entry, rsp)) < 0)
+	    (r = vsp_stack_init(vm, vm->image->entry, vm->image->phdr, vm->image->phnum, &rsp)) < 0)
 		return r;
-	return 0;
+	if (sandbox)
+		return vsp_sandbox_boot(vm, vm->image->entry, rsp, why, why_cap);
+	return vsp_layout_init(vm, vm->image->entry, rsp);
 }
 
 int vsp_request_check(const struct vsp_request *req)
@@ -95,7 +102,8 @@ int vsp_request_check(const struct vsp_request *req)
 	if (!req || !req->image_path || !req->result || req->result_cap < MIN_RESULT_CAP ||
 	    (!req->params && req->params_len) || (!req->init && req->init_len) ||
 	    req->memory_mb < MIN_MEMORY_MB || req->memory_mb > MAX_MEMORY_MB ||
-	    req->timeout_ms == 0 || req->timeout_ms > MAX_TIMEOUT_MS || (req->flags & ~VSP_FLAG_INIT_ONLY))
+	    req->timeout_ms == 0 || req->timeout_ms > MAX_TIMEOUT_MS || (req->flags & ~VSP_FLAG_INIT_ONLY) ||
+	    (req->tier != VSP_TIER_KVM && req->tier != VSP_TIER_PROCESS))
 		return -EINVAL;
 	return 0;
 }
@@ -103,15 +111,25 @@ int vsp_request_check(const struct vsp_request *req)
 /* Runs the vCPU until the call ends or reaches its ready point, under the armed deadline. */
 static void run_guarded(struct vsp_vm *vm, struct vsp_call *call)
 {
+	if (vm->tier == VSP_TIER_PROCESS) {
+		vsp_sandbox_run_loop(vm, call, &deadline_expired);
+		return;
+	}
 	deadline_run = vm->run;
 	vsp_run_loop(vm, call, &deadline_expired);
 	deadline_run = NULL;
 }
 
-static int start_failed(struct vsp_call *call, int r)
+static int start_failed(struct vsp_call *call, int r, const char *why)
 {
-	vsp_call_end(call, VSP_INTERNAL, "could not start the virtine: %s",
-		     r == -ENOEXEC ? "the image is not a valid guest image" : strerror(-r));
+	const char *what = call->req->tier == VSP_TIER_PROCESS ? "sandbox" : "virtine";
+	if (why && *why)
+		vsp_call_end(call, VSP_INTERNAL, "could not start the %s: %s", what, why);
+	else if (call->req->tier == VSP_TIER_KVM && vsp_kvm_fd() < 0)
+		vsp_call_end(call, VSP_INTERNAL, "could not start the virtine: /dev/kvm: %s", strerror(-vsp_kvm_fd()));
+	else
+		vsp_call_end(call, VSP_INTERNAL, "could not start the %s: %s", what,
+			     r == -ENOEXEC ? "the image is not a valid guest image" : strerror(-r));
 	return r;
 }
 
@@ -121,10 +139,11 @@ static int start_failed(struct vsp_call *call, int r)
  */
 static int boot(struct vsp_lease *lease, struct vsp_call *call, bool to_ready)
 {
-	int r = prepare(&lease->vm, call->req);
+	char why[256] = "";
+	int r = prepare(&lease->vm, call->req, why, sizeof(why));
 	if (r < 0) {
 		vsp_vm_destroy(&lease->vm);
-		return start_failed(call, r);
+		return start_failed(call, r, why);
 	}
 	lease->have_vm = true;
 	call->stop_at_params = to_ready;
@@ -145,9 +164,9 @@ static void ready_vm(struct vsp_lease *lease, struct vsp_call *call)
 		return;
 	}
 	bool cold;
-	int r = vsp_pool_acquire(req->snapshot_key, (uint64_t)req->memory_mb << 20, lease, &cold);
+	int r = vsp_pool_acquire(req->snapshot_key, (uint64_t)req->memory_mb << 20, req->tier, lease, &cold);
 	if (r < 0) {
-		start_failed(call, r);
+		start_failed(call, r, NULL);
 		return;
 	}
 	if (cold) {
@@ -160,7 +179,8 @@ static void ready_vm(struct vsp_lease *lease, struct vsp_call *call)
 		vsp_pool_publish(lease, r < 0 ? NULL : snap);
 		if (r < 0) {
 			call->done = false;
-			vsp_call_end(call, VSP_INTERNAL, "could not snapshot the virtine: %s", strerror(-r));
+			vsp_call_end(call, VSP_INTERNAL, "could not snapshot the %s: %s",
+				     req->tier == VSP_TIER_PROCESS ? "sandbox" : "virtine", strerror(-r));
 			return;
 		}
 		call->done = false;
@@ -177,8 +197,8 @@ int vsp_run_leased(const struct vsp_request *req, struct vsp_outcome *out, struc
 	memset(out, 0, sizeof(*out));
 	pthread_once(&signal_once, install_handler);
 
-	uint64_t t0 = now_us();
-	struct vsp_call call = { .req = req, .out = out };
+	uint64_t t0 = vsp_now_us();
+	struct vsp_call call = { .req = req, .out = out, .deadline_us = t0 + (uint64_t)req->timeout_ms * 1000 };
 	timer_t timer;
 	deadline_expired = 0;
 	int r = arm_deadline(&timer, req->timeout_ms);
@@ -209,7 +229,7 @@ int vsp_run_leased(const struct vsp_request *req, struct vsp_outcome *out, struc
 	/* Only a guest that ended through the RESULT doorbell is in a state worth restoring. */
 	lease->reusable = call.status == VSP_OK || call.status == VSP_ERROR;
 	out->status = (int32_t)call.status;
-	out->micros = now_us() - t0;
+	out->micros = vsp_now_us() - t0;
 	return 0;
 }
 
@@ -228,5 +248,16 @@ int vsp_available(char *why, uint64_t why_cap)
 		return 1;
 	if (why && why_cap)
 		snprintf(why, why_cap, "/dev/kvm: %s", strerror(-fd));
+	return 0;
+}
+
+int vsp_tier_available(uint32_t tier, char *why, uint64_t why_cap)
+{
+	if (tier == VSP_TIER_KVM)
+		return vsp_available(why, why_cap);
+	if (tier == VSP_TIER_PROCESS)
+		return vsp_sandbox_available(why, why_cap);
+	if (why && why_cap)
+		snprintf(why, why_cap, "unknown isolation tier %u", tier);
 	return 0;
 }

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "sandbox.h"
 #include "vm.h"
 
 #define MAX_CPUID_ENTRIES 256
@@ -163,6 +164,10 @@ int vsp_vm_collect_dirty(struct vsp_vm *vm)
 
 void vsp_vm_destroy(struct vsp_vm *vm)
 {
+	if (vm->tier == VSP_TIER_PROCESS) {
+		vsp_sandbox_destroy(vm);
+		return;
+	}
 	vsp_mm_free(vm);
 	vsp_image_put(vm->image);
 	free(vm->host_dirty);

@@ -148,7 +148,12 @@ static int set_cpu_state(struct vsp_vm *vm, uint64_t rip, uint64_t rsp)
 	sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss;
 	sregs.tr = (struct kvm_segment){ .base = VSP_GPA_TSS, .limit = 103, .selector = SEL_TSS,
 					 .type = 0xb, .present = 1 };
-	sregs.ldt = (struct kvm_segment){ .selector = 0, .type = 0x2, .present = 1, .limit = 0xffff };
+	/*
+	 * No LDT: a present LDTR (it was base 0, limit 0xffff) put the user-writable frame page under
+	 * LDT selectors, and a call gate written there reached CPL 0. Unusable, every LDT selector
+	 * is a #GP.
+	 */
+	sregs.ldt = (struct kvm_segment){ .selector = 0, .type = 0x2, .present = 0, .unusable = 1, .limit = 0 };
 	sregs.gdt.base = VSP_GPA_GDT;
 	sregs.gdt.limit = GDT_ENTRIES * 8 - 1;
 	sregs.idt.base = VSP_GPA_IDT;

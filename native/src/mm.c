@@ -71,11 +71,17 @@ static bool range_free(const struct vsp_mm *mm, uint64_t addr, uint64_t len)
 	return true;
 }
 
-/* Gives pages back to the kernel: the guest sees zeros there next time. */
+/*
+ * Gives pages back to the kernel: the guest sees zeros there next time. A sandbox's memory is a
+ * shared memfd, where MADV_DONTNEED would only drop the host's view: the pages are freed instead.
+ */
 static void discard(struct vsp_vm *vm, uint64_t addr, uint64_t len)
 {
 	if (len) {
-		madvise(vm->mem + addr, len, MADV_DONTNEED);
+		if (vm->tier == VSP_TIER_PROCESS)
+			madvise(vm->mem + addr, len, MADV_REMOVE);
+		else
+			madvise(vm->mem + addr, len, MADV_DONTNEED);
 		vsp_mark_host_write(vm, addr, len);
 	}
 }

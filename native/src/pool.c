@@ -14,6 +14,7 @@
 struct vsp_pool_entry {
 	char key[MAX_KEY];
 	uint64_t mem_size;
+	uint32_t tier;
 	struct vsp_snapshot *snap;
 	bool building;                   /* a cold start is under way */
 	unsigned refs;                   /* leases out */
@@ -86,24 +87,25 @@ static void evict_locked(struct vsp_vm *doomed, unsigned *ndoomed, unsigned cap)
 	}
 }
 
-static struct vsp_pool_entry *lookup_locked(const char *key, uint64_t mem_size)
+static struct vsp_pool_entry *lookup_locked(const char *key, uint64_t mem_size, uint32_t tier)
 {
 	unsigned b = bucket_of(key);
 	for (struct vsp_pool_entry *e = table[b]; e; e = e->next)
-		if (e->mem_size == mem_size && strcmp(e->key, key) == 0)
+		if (e->mem_size == mem_size && e->tier == tier && strcmp(e->key, key) == 0)
 			return e;
 	struct vsp_pool_entry *e = calloc(1, sizeof(*e));
 	if (!e)
 		return NULL;
 	strcpy(e->key, key);
 	e->mem_size = mem_size;
+	e->tier = tier;
 	e->next = table[b];
 	table[b] = e;
 	entries++;
 	return e;
 }
 
-int vsp_pool_acquire(const char *key, uint64_t mem_size, struct vsp_lease *lease, bool *cold)
+int vsp_pool_acquire(const char *key, uint64_t mem_size, uint32_t tier, struct vsp_lease *lease, bool *cold)
 {
 	memset(lease, 0, sizeof(*lease));
 	*cold = false;
@@ -111,7 +113,7 @@ int vsp_pool_acquire(const char *key, uint64_t mem_size, struct vsp_lease *lease
 		return -ENAMETOOLONG;
 
 	pthread_mutex_lock(&lock);
-	struct vsp_pool_entry *e = lookup_locked(key, mem_size);
+	struct vsp_pool_entry *e = lookup_locked(key, mem_size, tier);
 	if (!e) {
 		pthread_mutex_unlock(&lock);
 		return -ENOMEM;

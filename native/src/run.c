@@ -115,9 +115,47 @@ static const char *exception_name(uint64_t vec)
 	return vec < 32 && names[vec] ? names[vec] : "CPU exception";
 }
 
-/* The exception stub left [vector, error code, rip, cs, rflags, rsp, ss] on the IST stack. */
+/* Ends the call with a message for a CPU exception `vec` at `rip` (for page faults, at `addr`). */
+void vsp_fault(struct vsp_vm *vm, struct vsp_call *call, uint64_t vec, uint64_t err, uint64_t rip, uint64_t addr)
+{
+	if (vec != 14) {
+		vsp_call_end(call, VSP_CRASH, "the function crashed: %s (vector %llu) at rip 0x%llx",
+			     exception_name(vec), (unsigned long long)vec, (unsigned long long)rip);
+		return;
+	}
+	uint64_t guard = vm->mem_size - VSP_STACK_SIZE - VSP_GUARD_SIZE;
+	if (vm->tier == VSP_TIER_PROCESS && addr >= VSP_GPA_DOORBELL && addr < VSP_GPA_DOORBELL + VSP_HUGE_PAGE_SIZE) {
+		/* In a virtine this page has nothing behind it: every access is an exit, said the same way. */
+		if (err & 2)
+			vsp_call_end(call, VSP_CRASH, "bad hypercall at doorbell offset 0x%llx",
+				     (unsigned long long)(addr - VSP_GPA_DOORBELL));
+		else
+			vsp_call_end(call, VSP_CRASH, "the function crashed: read of address 0x%llx, which has no memory",
+				     (unsigned long long)addr);
+		return;
+	}
+	if (addr >= guard && addr < guard + VSP_GUARD_SIZE) {
+		vsp_call_end(call, VSP_CRASH, "the function crashed: stack overflow at rip 0x%llx",
+			     (unsigned long long)rip);
+		return;
+	}
+	const char *what = (err & 0x10) ? "executing" : (err & 2) ? "writing" : "reading";
+	vsp_call_end(call, VSP_CRASH, "the function crashed: segmentation fault %s address 0x%llx at rip 0x%llx",
+		     what, (unsigned long long)addr, (unsigned long long)rip);
+}
+
+/*
+ * A fault report. In a virtine the exception stub left [vector, error code, rip, cs, rflags, rsp,
+ * ss] on the IST stack; in a sandbox the helper's signal handler wrote vector, error code, rip and
+ * address to the frame (what the guest writes there is only believed about itself).
+ */
 static void report_fault(struct vsp_vm *vm, struct vsp_call *call)
 {
+	if (vm->tier == VSP_TIER_PROCESS) {
+		volatile struct vsp_frame *f = vsp_frame(vm, false);
+		vsp_fault(vm, call, f->fault[0], f->fault[1], f->fault[2], f->fault[3]);
+		return;
+	}
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
 	if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &regs) < 0 || ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sregs) < 0) {
@@ -130,21 +168,19 @@ static void report_fault(struct vsp_vm *vm, struct vsp_call *call)
 	}
 	uint64_t w[7];
 	memcpy(w, vm->mem + regs.rsp, sizeof(w));
-	uint64_t vec = w[0], err = w[1], rip = w[2];
-	if (vec != 14) {
-		vsp_call_end(call, VSP_CRASH, "the function crashed: %s (vector %llu) at rip 0x%llx",
-			     exception_name(vec), (unsigned long long)vec, (unsigned long long)rip);
-		return;
+	vsp_fault(vm, call, w[0], w[1], w[2], sregs.cr2);
+}
+
+void vsp_doorbell(struct vsp_vm *vm, struct vsp_call *call, uint64_t offset)
+{
+	switch (offset) {
+	case VSP_BELL_SYSCALL: vsp_syscall(vm, call); break;
+	case VSP_BELL_INPUT: serve_input(vm, call); break;
+	case VSP_BELL_RESULT: take_result(vm, call); break;
+	case VSP_BELL_FAULT: report_fault(vm, call); break;
+	default:
+		vsp_call_end(call, VSP_CRASH, "bad hypercall at doorbell offset 0x%llx", (unsigned long long)offset);
 	}
-	uint64_t addr = sregs.cr2, guard = vm->mem_size - VSP_STACK_SIZE - VSP_GUARD_SIZE;
-	if (addr >= guard && addr < guard + VSP_GUARD_SIZE) {
-		vsp_call_end(call, VSP_CRASH, "the function crashed: stack overflow at rip 0x%llx",
-			     (unsigned long long)rip);
-		return;
-	}
-	const char *what = (err & 0x10) ? "executing" : (err & 2) ? "writing" : "reading";
-	vsp_call_end(call, VSP_CRASH, "the function crashed: segmentation fault %s address 0x%llx at rip 0x%llx",
-		     what, (unsigned long long)addr, (unsigned long long)rip);
 }
 
 static void handle_doorbell(struct vsp_vm *vm, struct vsp_call *call)
@@ -157,15 +193,7 @@ static void handle_doorbell(struct vsp_vm *vm, struct vsp_call *call)
 			     run->mmio.is_write ? "write" : "read", (unsigned long long)addr);
 		return;
 	}
-	switch (addr - VSP_GPA_DOORBELL) {
-	case VSP_BELL_SYSCALL: vsp_syscall(vm, call); break;
-	case VSP_BELL_INPUT: serve_input(vm, call); break;
-	case VSP_BELL_RESULT: take_result(vm, call); break;
-	case VSP_BELL_FAULT: report_fault(vm, call); break;
-	default:
-		vsp_call_end(call, VSP_CRASH, "bad hypercall at doorbell offset 0x%llx",
-			     (unsigned long long)(addr - VSP_GPA_DOORBELL));
-	}
+	vsp_doorbell(vm, call, addr - VSP_GPA_DOORBELL);
 }
 
 /* Serves one exit of the vCPU (the reason and data in vm->run); may end the call. */

@@ -10,11 +10,13 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "sandbox.h"
 #include "vm.h"
 
 #define PAGE VSP_PAGE_SIZE
 
 struct vsp_snapshot {
+	uint32_t tier;
 	uint64_t mem_size;
 	uint64_t npages;
 	uint32_t *pages;       /* page numbers of the non-zero pages, ascending */
@@ -65,18 +67,24 @@ static const uint8_t *image_page(const struct vsp_image *img, uint64_t addr)
 	return addr >= VSP_IMAGE_BASE && addr < img->end ? img->bytes + (addr - VSP_IMAGE_BASE) : NULL;
 }
 
+/*
+ * A sandbox's CPU state needs no capture: its helper saved it in guest memory (VSP_GPA_PROC_SAVE)
+ * on the way into the snapshot's hypercall, where the sandbox still waits.
+ */
 int vsp_snapshot_capture(struct vsp_vm *vm, struct vsp_snapshot **out)
 {
-	int r = complete_exit(vm);
+	bool sandbox = vm->tier == VSP_TIER_PROCESS;
+	int r = sandbox ? 0 : complete_exit(vm);
 	if (r < 0)
 		return r;
 	struct vsp_snapshot *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	s->tier = vm->tier;
 	s->mem_size = vm->mem_size;
 	s->image = vsp_image_ref(vm->image);
-	if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &s->regs) < 0 || ioctl(vm->vcpu_fd, KVM_GET_SREGS, &s->sregs) < 0 ||
-	    ioctl(vm->vcpu_fd, KVM_GET_XSAVE, &s->xsave) < 0) {
+	if (!sandbox && (ioctl(vm->vcpu_fd, KVM_GET_REGS, &s->regs) < 0 || ioctl(vm->vcpu_fd, KVM_GET_SREGS, &s->sregs) < 0 ||
+			 ioctl(vm->vcpu_fd, KVM_GET_XSAVE, &s->xsave) < 0)) {
 		r = -errno;
 		goto fail;
 	}
@@ -86,7 +94,16 @@ int vsp_snapshot_capture(struct vsp_vm *vm, struct vsp_snapshot **out)
 	s->data = malloc(cap * PAGE);
 	if (!s->pages || !s->data)
 		goto nomem;
+	/*
+	 * A sandbox's memory is a memfd, where reading a page that does not exist yet creates it:
+	 * look only at those that exist (everything else reads as zero anyway).
+	 */
+	if (sandbox && (r = vsp_sandbox_collect_pages(vm)) < 0)
+		goto fail;
 	for (uint64_t addr = 0; addr < vm->mem_size; addr += PAGE) {
+		uint64_t p = addr / PAGE;
+		if (sandbox && !(vm->ever_dirty[p / 64] & (1ull << (p % 64))))
+			continue;
 		if (!page_in_use(vm, addr) || page_is_zero(vm->mem + addr) ||
 		    (image_page(vm->image, addr) && memcmp(vm->mem + addr, image_page(vm->image, addr), PAGE) == 0))
 			continue;
@@ -111,7 +128,7 @@ int vsp_snapshot_capture(struct vsp_vm *vm, struct vsp_snapshot **out)
 
 	/* From here on this VM is a shell of the snapshot: track what changes. */
 	memset(vm->host_dirty, 0, (vsp_pages(vm) + 63) / 64 * sizeof(uint64_t));
-	if ((r = vsp_vm_log_dirty(vm)) < 0)
+	if ((r = sandbox ? 0 : vsp_vm_log_dirty(vm)) < 0)
 		goto fail;
 	*out = s;
 	return 0;
@@ -154,7 +171,8 @@ static int set_cpu(const struct vsp_snapshot *s, struct vsp_vm *vm)
 
 int vsp_snapshot_instantiate(const struct vsp_snapshot *s, struct vsp_vm *vm)
 {
-	int r = vsp_vm_create(vm, s->mem_size);
+	bool sandbox = s->tier == VSP_TIER_PROCESS;
+	int r = sandbox ? vsp_sandbox_create(vm, s->mem_size) : vsp_vm_create(vm, s->mem_size);
 	if (r < 0)
 		return r;
 	if ((r = vsp_elf_load(vm, s->image)) < 0) {
@@ -163,6 +181,13 @@ int vsp_snapshot_instantiate(const struct vsp_snapshot *s, struct vsp_vm *vm)
 	}
 	for (uint64_t i = 0; i < s->npages; i++)
 		memcpy(vm->mem + (uint64_t)s->pages[i] * PAGE, s->data + i * PAGE, PAGE);
+	if (sandbox) {
+		if ((r = vsp_mm_copy(&vm->mm, &s->mm)) < 0 || (r = vsp_sandbox_resume(vm)) < 0) {
+			vsp_vm_destroy(vm);
+			return r;
+		}
+		return 0;
+	}
 	if ((r = vsp_mm_copy(&vm->mm, &s->mm)) < 0 || (r = vsp_layout_set_msrs(vm)) < 0 ||
 	    (r = set_cpu(s, vm)) < 0 || (r = vsp_vm_log_dirty(vm)) < 0) {
 		vsp_vm_destroy(vm);
@@ -197,6 +222,10 @@ static bool sregs_differ(const struct vsp_snapshot *s, const struct vsp_vm *vm)
 	for (int i = 0; i < 6; i++)
 		if (memcmp(a[i], b[i], sizeof(*a[i])) != 0)
 			return true;
+	/* Only CPL 0 could change these; compared anyway, since it costs nothing. */
+	if (memcmp(&now->tr, &then->tr, sizeof(now->tr)) != 0 || memcmp(&now->ldt, &then->ldt, sizeof(now->ldt)) != 0 ||
+	    memcmp(&now->gdt, &then->gdt, sizeof(now->gdt)) != 0 || memcmp(&now->idt, &then->idt, sizeof(now->idt)) != 0)
+		return true;
 	return now->cr0 != then->cr0 || now->cr3 != then->cr3 || now->cr4 != then->cr4 || now->efer != then->efer;
 }
 
@@ -232,9 +261,13 @@ int vsp_snapshot_restore(const struct vsp_snapshot *s, struct vsp_vm *vm)
 	 * No complete_exit() here: the call ended with an MMIO *write* (the RESULT doorbell), which
 	 * KVM has fully emulated, RIP included, before exiting; its completion on the next KVM_RUN
 	 * only clears a flag and leaves the registers handed over through the sync area alone.
+	 * A sandbox rewrites every page its memory holds except those the guest cannot write.
 	 */
-	if ((r = vsp_vm_collect_dirty(vm)) < 0)
+	bool sandbox = vm->tier == VSP_TIER_PROCESS;
+	if ((r = sandbox ? vsp_sandbox_collect_pages(vm) : vsp_vm_collect_dirty(vm)) < 0)
 		return r;
+	if (sandbox)
+		vsp_sandbox_skip_readonly(vm);
 	for (uint64_t w = 0, words = (vsp_pages(vm) + 63) / 64; w < words; w++) {
 		uint64_t bits = vm->ever_dirty[w] | vm->host_dirty[w];
 		vm->host_dirty[w] = 0;
@@ -253,5 +286,5 @@ int vsp_snapshot_restore(const struct vsp_snapshot *s, struct vsp_vm *vm)
 	}
 	if ((r = vsp_mm_copy(&vm->mm, &s->mm)) < 0)
 		return r;
-	return put_back_cpu(s, vm);
+	return sandbox ? vsp_sandbox_rewind(vm) : put_back_cpu(s, vm);
 }

@@ -21,6 +21,16 @@ enum vsp_status {
 	VSP_INTERNAL = 5,    /* the host could not run the guest (bad image, KVM failure) */
 };
 
+/*
+ * Isolation tiers (vsp_request.tier). Both run the same guest images with the same semantics:
+ * a virtine on KVM, or a sandboxed process (namespaces, empty root, seccomp) where KVM is missing.
+ * Mirrored in runner/engine-native.ts.
+ */
+enum vsp_tier {
+	VSP_TIER_KVM = 0,
+	VSP_TIER_PROCESS = 1,
+};
+
 struct vsp_request {
 	const char *image_path;   /* static ELF linked at VSP_IMAGE_BASE */
 	const uint8_t *init;      /* VSP_INPUT_INIT bytes (JS source), may be NULL */
@@ -39,6 +49,7 @@ struct vsp_request {
 	uint64_t result_cap;
 	uint8_t *logs;            /* out: log records, see vsp_log_record */
 	uint64_t logs_cap;
+	uint32_t tier;            /* enum vsp_tier */
 };
 
 /*
@@ -90,7 +101,7 @@ VSP_API int vsp_workers_start(uint32_t threads, vsp_done_fn *done);
 /* Queues an invocation under the caller's `job` id. Returns 0, or -errno (-EINVAL: bad limits). */
 VSP_API int vsp_submit(uint64_t job, const char *image_path, const uint8_t *init, uint64_t init_len,
 	       const uint8_t *params, uint64_t params_len, uint32_t memory_mb, uint32_t timeout_ms,
-	       uint32_t flags, const char *snapshot_key, uint64_t result_cap, uint64_t logs_cap);
+	       uint32_t flags, const char *snapshot_key, uint64_t result_cap, uint64_t logs_cap, uint32_t tier);
 
 /*
  * Copies out a finished job and forgets it: `outcome` receives the seven fields of struct
@@ -100,7 +111,6 @@ VSP_API int vsp_submit(uint64_t job, const char *image_path, const uint8_t *init
 VSP_API int vsp_collect(uint64_t job, uint8_t *result, uint64_t result_cap, uint8_t *logs, uint64_t logs_cap,
 		int64_t *outcome);
 
-/* Non-zero when /dev/kvm can be opened; fills `why` (if given) with the reason otherwise. */
 /*
  * Snapshot pool: `bytes` bounds the memory of snapshots and idle VM shells together (0: the
  * default, 2 GiB); least recently used snapshots are evicted beyond it.
@@ -113,6 +123,13 @@ VSP_API void vsp_set_pool_budget(uint64_t bytes);
  */
 VSP_API void vsp_pool_counters(int64_t out[8]);
 
+/* Non-zero when /dev/kvm can be opened; fills `why` (if given) with the reason otherwise. */
 VSP_API int vsp_available(char *why, uint64_t why_cap);
+
+/*
+ * Non-zero when `tier` can run guests on this host; otherwise fills `why` (if given) with the
+ * reason, e.g. "/dev/kvm: No such file or directory" or "user namespaces: Operation not permitted".
+ */
+VSP_API int vsp_tier_available(uint32_t tier, char *why, uint64_t why_cap);
 
 #endif

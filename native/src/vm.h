@@ -31,12 +31,16 @@ struct vsp_image {
 	off_t size;
 	uint64_t entry, phdr, phnum;
 	uint64_t end;          /* page-aligned end of the last segment */
+	/* Loadable segments, for the process tier's page protections (a virtine maps all of it). */
+	struct { uint64_t start, end; uint32_t flags; } segs[8];   /* PF_R/PF_W/PF_X */
+	unsigned nsegs;
 	uint8_t *bytes;        /* guest memory [VSP_IMAGE_BASE, end) as loaded */
 	unsigned refs;
 	struct vsp_image *next;
 };
 
 struct vsp_vm {
+	uint32_t tier;         /* enum vsp_tier: a KVM virtine, or a sandboxed process (sandbox.c) */
 	int vm_fd;
 	int vcpu_fd;
 	struct kvm_run *run;
@@ -54,6 +58,15 @@ struct vsp_vm {
 	uint64_t *dirty_scratch;  /* KVM_GET_DIRTY_LOG's buffer */
 	struct vsp_image *image;  /* a reference, released with the VM */
 	bool sregs_changed;       /* the host changed segment state during the call (FS base) */
+	/* Process tier: the sandbox and its guest memory (a memfd mapped here and in the sandbox). */
+	struct {
+		int memfd, pidfd, listener;
+		pid_t pid;
+		bool pending;          /* the guest waits in a hypercall, notification `id` */
+		uint64_t id;
+		uint64_t bell;         /* ... for this doorbell */
+		uint64_t blocks;       /* memfd's st_blocks when its pages were last listed */
+	} sb;
 };
 
 static inline uint64_t vsp_pages(const struct vsp_vm *vm)
@@ -151,7 +164,13 @@ struct vsp_call {
 	/* Stop when the guest first asks for PARAMS (boot to the snapshot point); `ready` says it did. */
 	bool stop_at_params;
 	bool ready;
+	uint64_t deadline_us;  /* CLOCK_MONOTONIC µs at which the call times out */
 };
+
+/* run.c: serves a doorbell rung by the guest (both tiers), and a fault the guest reported */
+void vsp_doorbell(struct vsp_vm *vm, struct vsp_call *call, uint64_t offset);
+void vsp_fault(struct vsp_vm *vm, struct vsp_call *call, uint64_t vec, uint64_t err, uint64_t rip, uint64_t addr);
+uint64_t vsp_now_us(void);
 
 /* run.c: serves the PARAMS input into the buffer the guest described in the frame */
 void vsp_serve_params(struct vsp_vm *vm, struct vsp_call *call);

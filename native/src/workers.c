@@ -105,7 +105,7 @@ static uint8_t *copy(const uint8_t *src, uint64_t len)
 
 int vsp_submit(uint64_t job, const char *image_path, const uint8_t *init, uint64_t init_len,
 	       const uint8_t *params, uint64_t params_len, uint32_t memory_mb, uint32_t timeout_ms,
-	       uint32_t flags, const char *snapshot_key, uint64_t result_cap, uint64_t logs_cap)
+	       uint32_t flags, const char *snapshot_key, uint64_t result_cap, uint64_t logs_cap, uint32_t tier)
 {
 	if (!started)
 		return -ENOTCONN;
@@ -130,6 +130,7 @@ int vsp_submit(uint64_t job, const char *image_path, const uint8_t *init, uint64
 		.params = j->params, .params_len = params_len,
 		.memory_mb = memory_mb, .timeout_ms = timeout_ms, .flags = flags, .snapshot_key = j->snapshot_key,
 		.result = j->result, .result_cap = result_cap, .logs = j->logs, .logs_cap = logs_cap,
+		.tier = tier,
 	};
 	/* Reject bad limits now, not on a worker where nobody could be told. */
 	if (vsp_request_check(&j->req) < 0) {

@@ -41,6 +41,8 @@ int main(int argc, char **argv)
 		.flags = getenv("VSP_INIT_ONLY") ? VSP_FLAG_INIT_ONLY : 0,
 		.snapshot_key = getenv("VSP_KEY"),
 		.result = result, .result_cap = sizeof(result), .logs = logs, .logs_cap = sizeof(logs),
+		/* VSP_TIER=process runs it in a sandboxed process instead of a virtine */
+		.tier = getenv("VSP_TIER") && strcmp(getenv("VSP_TIER"), "process") == 0 ? VSP_TIER_PROCESS : VSP_TIER_KVM,
 	};
 	if (argc > 3 && !(req.init = read_file(argv[3], &req.init_len))) {
 		perror(argv[3]);
