@@ -426,6 +426,25 @@ const char *vespid_main(const char *params)
     else if (!strcmp(what, "wrmsr")) __asm__ volatile("wrmsr" :: "c"(0xc0000082), "a"(0), "d"(0)); /* LSTAR */
     else if (!strcmp(what, "cr3")) { unsigned long v; __asm__ volatile("mov %%cr3, %0" : "=r"(v)); R("cr3", v); }
     else if (!strcmp(what, "lgdt")) { static unsigned char gdtr[10]; __asm__ volatile("lgdt %0" :: "m"(gdtr)); }
+    else if (!strcmp(what, "lidt")) { static unsigned char idtr[10]; __asm__ volatile("lidt %0" :: "m"(idtr)); }
+    else if (!strcmp(what, "lldt")) __asm__ volatile("lldt %w0" :: "r"(0));
+    else if (!strcmp(what, "ltr")) __asm__ volatile("ltr %w0" :: "r"(0x30));
+    else if (!strcmp(what, "swapgs")) __asm__ volatile("swapgs");
+    else if (!strcmp(what, "dr0")) __asm__ volatile("mov %0, %%dr0" :: "r"(0x5ec7e7ul));
+    else if (!strcmp(what, "cr4")) __asm__ volatile("mov %0, %%cr4" :: "r"(0ul));
+    else if (!strcmp(what, "invlpg")) __asm__ volatile("invlpg (%0)" :: "r"(0x1000ul) : "memory");
+    else if (!strcmp(what, "wbinvd")) __asm__ volatile("wbinvd");
+    else if (!strcmp(what, "compat_syscall")) {
+        /* issue 8: iretq to selector 0x1b (a 32-bit user code segment in a virtine's GDT) put the
+         * guest in compatibility mode, where syscall enters CPL 0 at CSTAR (0). Now there is no
+         * 32-bit code segment to return to: the iretq itself is a #GP. */
+        unsigned long ss;
+        __asm__ volatile("mov %%ss, %0" : "=r"(ss));
+        __asm__ volatile("lea 1f(%%rip), %%rax\n"
+                         "  push %0\n  push %%rsp\n  addq $8, (%%rsp)\n  pushfq\n  push $0x1b\n  push %%rax\n  iretq\n"
+                         "1: .byte 0x0f, 0x05\n  ud2" :: "r"(ss) : "rax", "rcx", "r11", "memory");
+        R("returned", 1);
+    }
     else if (!strcmp(what, "ldt_gate")) {
         /* issue 8: LDTR was left present with base 0 and limit 0xffff, which covers the frame page a
          * guest may write. A 64-bit call gate there (selector 0xa807: LDT entry 0x1500, at 0xa800)
@@ -697,8 +716,11 @@ const CASES: Case[] = [
     after: (t) => t.is(connections, 0, "no connection reached the host"),
   },
   // privileged instructions
-  ...["hlt", "cli", "out", "in", "rdmsr", "wrmsr", "cr3", "lgdt"].map((insn): Case => ({ title: `privileged instruction: ${insn}`, params: { case: insn }, check: crashed(GP) })),
+  ...["hlt", "cli", "out", "in", "rdmsr", "wrmsr", "cr3", "lgdt", "lidt", "lldt", "ltr", "swapgs", "dr0", "cr4", "invlpg", "wbinvd"].map((insn): Case => ({ title: `privileged instruction: ${insn}`, params: { case: insn }, check: crashed(GP) })),
   { title: "a call gate in the LDT (issue 8's CPL 0 escape)", params: { case: "ldt_gate" }, check: crashed(GP) },
+  { title: "iretq to a 32-bit code segment, then syscall (issue 8: CSTAR at CPL 0)", params: { case: "compat_syscall" },
+    // the null descriptor is a #GP; kvm_pvm's emulation checks presence first and says #NP
+    check: crashed(/^the function crashed: (general protection fault \(privileged or malformed instruction\)|segment not present) \(vector 1[13]\)/) },
   { title: "int3", params: { case: "int3" }, check: crashed(/^the function crashed: breakpoint/) },
   { title: "ud2", params: { case: "ud2" }, check: crashed(/^the function crashed: invalid instruction/) },
   // dangerous system calls, made with the bare instruction

@@ -95,7 +95,12 @@ static void build_gdt_tss_idt(struct vsp_vm *vm)
 	gdt[0] = 0;
 	gdt[SEL_KERNEL_CS / 8] = 0x00af9b000000ffffull; /* 64-bit code, DPL 0 */
 	gdt[SEL_KERNEL_DS / 8] = 0x00cf93000000ffffull;
-	gdt[SEL_USER_CS32 / 8] = 0x00cffb000000ffffull; /* unused slot STAR's layout requires */
+	/*
+	 * The slot STAR's layout reserves for 32-bit user code stays null: with a 32-bit code segment
+	 * to iretq to, a guest reached compatibility mode, where `syscall` enters CPL 0 at CSTAR.
+	 * (sysretq to 64-bit mode takes the selector 16 above it and never reads this descriptor.)
+	 */
+	gdt[SEL_USER_CS32 / 8] = 0;
 	gdt[SEL_USER_DS / 8] = 0x00cff3000000ffffull;
 	gdt[SEL_USER_CS / 8] = 0x00affb000000ffffull;   /* 64-bit code, DPL 3 */
 	uint64_t tss = VSP_GPA_TSS, limit = 103;
