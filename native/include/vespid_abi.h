@@ -32,6 +32,9 @@
 #define VSP_GPA_FRAME      0xA000  /* user, read-write: the struct vsp_frame below */
 #define VSP_GPA_IST_BASE   0xB000  /* supervisor: exception stack, 4 pages */
 #define VSP_GPA_IST_TOP    0xF000
+/* supervisor: 4 KiB page tables for the image's 2 MiB regions (W^X by segment), up to 32 pages */
+#define VSP_GPA_IMAGE_PTS  0x10000
+#define VSP_IMAGE_PTS_MAX  32
 #define VSP_SYSTEM_END     0x200000 /* guest pointers handed to the host must lie above this */
 
 /*

@@ -62,8 +62,9 @@ static int parse(struct vsp_image *img, const uint8_t *file, uint64_t size)
 		if (eh->e_phoff >= p->p_offset && eh->e_phoff - p->p_offset < p->p_filesz)
 			img->phdr = p->p_vaddr + (eh->e_phoff - p->p_offset);
 	}
-	if (end == 0 || img->phdr == 0 || eh->e_entry < VSP_IMAGE_BASE || eh->e_entry >= end)
-		return -ENOEXEC;
+	if (end == 0 || img->phdr == 0 || eh->e_entry < VSP_IMAGE_BASE || eh->e_entry >= end ||
+	    end > VSP_IMAGE_BASE + (uint64_t)VSP_IMAGE_PTS_MAX * VSP_HUGE_PAGE_SIZE)
+		return -ENOEXEC; /* also: larger than the 4 KiB page tables a virtine has for its image */
 	img->end = page_up(end);
 	img->bytes = calloc(1, img->end - VSP_IMAGE_BASE); /* bss stays zero */
 	if (!img->bytes)

@@ -2,6 +2,7 @@
  * The system area of a virtine (page tables, GDT, TSS, IDT, stubs) and its initial CPU state:
  * 64-bit long mode entered directly at CPL 3, no boot code. See docs/architecture.md for the map.
  */
+#include <elf.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #define PTE_RW  (1ull << 1)
 #define PTE_US  (1ull << 2)
 #define PTE_PS  (1ull << 7)
+#define PTE_NX  (1ull << 63)
 
 #define CR0_PE  (1ull << 0)
 #define CR0_MP  (1ull << 1)
@@ -27,6 +29,7 @@
 #define EFER_SCE (1ull << 0)
 #define EFER_LME (1ull << 8)
 #define EFER_LMA (1ull << 10)
+#define EFER_NXE (1ull << 11)
 
 #define MSR_STAR   0xc0000081
 #define MSR_LSTAR  0xc0000082
@@ -55,6 +58,20 @@ static uint64_t *table(struct vsp_vm *vm, uint64_t gpa)
 	return (uint64_t *)(vm->mem + gpa);
 }
 
+/* PTE_RW and/or PTE_NX for the page at `addr` from the image's segments (past the image: data). */
+static uint64_t image_page_rights(const struct vsp_image *img, uint64_t addr)
+{
+	if (addr >= img->end)
+		return PTE_RW | PTE_NX;
+	uint32_t flags = 0;
+	for (unsigned i = 0; i < img->nsegs; i++)
+		if (img->segs[i].start < addr + VSP_PAGE_SIZE && img->segs[i].end > addr)
+			flags |= img->segs[i].flags;
+	if ((flags & PF_X) && !(flags & PF_W))
+		return 0;                           /* text: read and execute */
+	return ((flags & PF_W) ? PTE_RW : 0) | PTE_NX; /* data, or read-only data; never both W and X */
+}
+
 static void build_page_tables(struct vsp_vm *vm)
 {
 	uint64_t *pml4 = table(vm, VSP_GPA_PML4), *pdpt = table(vm, VSP_GPA_PDPT);
@@ -79,11 +96,26 @@ static void build_page_tables(struct vsp_vm *vm)
 	for (uint64_t a = VSP_GPA_IST_BASE; a < VSP_GPA_IST_TOP; a += VSP_PAGE_SIZE)
 		pt0[a / VSP_PAGE_SIZE] = a | PTE_P | PTE_RW;
 
-	/* User area in 2 MiB pages, with a hole below the stack as its guard. */
+	/*
+	 * User area in 2 MiB pages, with a hole below the stack as its guard: writable, never
+	 * executable. The image's regions get 4 KiB pages instead, with its segments' rights: text
+	 * read and execute, read-only data read-only, the rest (data, bss, heap) read and write.
+	 */
 	uint64_t guard = vm->mem_size - VSP_STACK_SIZE - VSP_GUARD_SIZE;
-	for (uint64_t a = VSP_HUGE_PAGE_SIZE; a < vm->mem_size; a += VSP_HUGE_PAGE_SIZE)
-		if (a != guard)
-			pd0[a / VSP_HUGE_PAGE_SIZE] = a | PTE_P | PTE_RW | PTE_US | PTE_PS;
+	for (uint64_t a = VSP_HUGE_PAGE_SIZE; a < vm->mem_size; a += VSP_HUGE_PAGE_SIZE) {
+		uint64_t region = a / VSP_HUGE_PAGE_SIZE - 1;
+		if (a == guard)
+			continue;
+		if (a < vm->image->end && region < VSP_IMAGE_PTS_MAX) {
+			uint64_t pt_gpa = VSP_GPA_IMAGE_PTS + region * VSP_PAGE_SIZE;
+			uint64_t *pt = table(vm, pt_gpa);
+			for (uint64_t i = 0; i < 512; i++)
+				pt[i] = (a + i * VSP_PAGE_SIZE) | PTE_P | PTE_US | image_page_rights(vm->image, a + i * VSP_PAGE_SIZE);
+			pd0[a / VSP_HUGE_PAGE_SIZE] = pt_gpa | dir;
+			continue;
+		}
+		pd0[a / VSP_HUGE_PAGE_SIZE] = a | PTE_P | PTE_RW | PTE_US | PTE_PS | PTE_NX;
+	}
 
 	/* The doorbell: mapped for the guest, but no memslot behind it, so every store exits. */
 	pd1[0] = VSP_GPA_DOORBELL | PTE_P | PTE_RW | PTE_US | PTE_PS;
@@ -147,7 +179,7 @@ static int set_cpu_state(struct vsp_vm *vm, uint64_t rip, uint64_t rsp)
 	sregs.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG;
 	sregs.cr3 = VSP_GPA_PML4;
 	sregs.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
-	sregs.efer = EFER_SCE | EFER_LME | EFER_LMA;
+	sregs.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
 	sregs.cs = segment(SEL_USER_CS | 3, 0xb, 3, 1, 0);
 	sregs.ss = segment(SEL_USER_DS | 3, 0x3, 3, 0, 1);
 	sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss;

@@ -181,7 +181,9 @@ static int64_t dispatch(struct vsp_vm *vm, struct vsp_call *call, uint64_t nr, c
 	case SYS_mmap: return vsp_mm_mmap(vm, a[0], a[1], a[2], a[3], (int64_t)a[4]);
 	case SYS_munmap: return vsp_mm_munmap(vm, a[0], a[1]);
 	case SYS_mremap: return -ENOMEM; /* callers fall back to allocate, copy, free */
-	case SYS_mprotect: case SYS_madvise: case SYS_msync: case SYS_membarrier: return 0;
+	/* W^X: only the image's text is executable, and nothing can be made so (as under SELinux's execmem denial). */
+	case SYS_mprotect: return (a[2] & 4 /* PROT_EXEC */) ? -EACCES : 0;
+	case SYS_madvise: case SYS_msync: case SYS_membarrier: return 0;
 	case SYS_clock_gettime: return sys_clock_gettime(vm, a[0], a[1]);
 	case SYS_clock_getres: {
 		struct timespec ts = { 0, 1 };
