@@ -162,6 +162,11 @@ static void report_fault(struct vsp_vm *vm, struct vsp_call *call)
 		vsp_call_end(call, VSP_CRASH, "the function crashed (CPU exception)");
 		return;
 	}
+	/* Only the exception stubs, at CPL 0, ring this: a report rung from CPL 3 is made up. */
+	if (sregs.cs.selector & 3) {
+		vsp_call_end(call, VSP_CRASH, "bad hypercall: the fault doorbell rung by the function itself");
+		return;
+	}
 	if (regs.rsp < VSP_GPA_IST_BASE || regs.rsp > VSP_GPA_IST_TOP - 7 * 8) {
 		vsp_call_end(call, VSP_CRASH, "the function crashed (exception stack corrupt)");
 		return;
