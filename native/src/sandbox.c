@@ -302,11 +302,14 @@ static int start(struct vsp_vm *vm, uint32_t mode, uint64_t entry, uint64_t rsp,
 		return r;
 	}
 
-	/* Unprivileged: clone made the user namespace, whose map only this side can write. */
+	/*
+	 * Unprivileged: clone made the user namespace, whose map only this side can write. Then the
+	 * configuration; the helper closes its end once sealed, and before that may report a failed
+	 * step. (MSG_NOSIGNAL: a helper that died must not SIGPIPE this process.)
+	 */
 	if (!root && (r = map_child(pid, c->host_uid)) < 0) {
 		snprintf(why, why_cap, "user namespace map: %s", strerror(-r));
-	} else if (write(sv[0], c, sizeof(*c)) != (ssize_t)sizeof(*c)) {
-		/* The helper closes its end once sealed; before that, it may report a failed step. */
+	} else if (send(sv[0], c, sizeof(*c), MSG_NOSIGNAL) != (ssize_t)sizeof(*c)) {
 		r = -EPIPE;
 		snprintf(why, why_cap, "the sandbox helper did not start (%s)", helper_path);
 	} else if ((r = wait_readable(sv[0], START_TIMEOUT_MS)) < 0) {
