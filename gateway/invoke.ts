@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { Logger } from "pino";
-import { invokeSubject, type Activation, type InvocationEvent } from "../contracts/index.ts";
+import { invokeSubject, jsonTextTooDeepAt, MAX_JSON_DEPTH, type Activation, type InvocationEvent } from "../contracts/index.ts";
 import { ApiError } from "./errors.ts";
 import { INFLIGHT_LEASE_MS, type NamespaceLimiter } from "./limits.ts";
 import type { ResultInbox } from "./result-inbox.ts";
@@ -33,7 +33,14 @@ export interface Invoker {
 
 export const newActivationId = (): string => randomBytes(16).toString("hex");
 
-export function createInvoker(js: JetStreamClient, inbox: ResultInbox, logger: Logger, limiter?: NamespaceLimiter): Invoker {
+/** What the Nats-Msg-Id header (and any the client adds) may take of a message's max_payload. */
+const HEADER_ROOM = 1024;
+
+/**
+ * `maxPayload` is the NATS server's largest message: the event is measured against it here, so an
+ * invocation too big to queue is the caller's 413 naming the bound, not a 503 blaming the queue.
+ */
+export function createInvoker(js: JetStreamClient, inbox: ResultInbox, logger: Logger, limiter?: NamespaceLimiter, maxPayload?: () => number): Invoker {
   return {
     async invoke(request, { waitMs }) {
       const admission = limiter?.admit(request.namespace);
@@ -49,16 +56,55 @@ export function createInvoker(js: JetStreamClient, inbox: ResultInbox, logger: L
         ...((pending || admission) && { replyTo: inbox.replySubject(activationId) }),
         published: Date.now(),
       };
-      try {
-        // The activation id doubles as the message id: a retried publish is stored only once.
-        await js.publish(invokeSubject(request.namespace), JSON.stringify(event), { msgID: activationId });
-      } catch (err) {
+      // Never queued: no record will come, so the waiter and the admission are released here.
+      const abandon = () => {
         pending?.cancel();
         inbox.finished(activationId);
+      };
+      let payload: Uint8Array;
+      try {
+        payload = new TextEncoder().encode(serialise(event));
+        const limit = maxPayload && maxPayload() - HEADER_ROOM;
+        if (limit !== undefined && payload.length > limit) {
+          throw new ApiError(413, `the invocation takes ${payload.length} bytes with its parameters and the action's default parameters, more than the limit of ${limit} bytes one queued invocation may carry`);
+        }
+      } catch (err) {
+        abandon();
+        throw err;
+      }
+      try {
+        // The activation id doubles as the message id: a retried publish is stored only once.
+        await js.publish(invokeSubject(request.namespace), payload, { msgID: activationId });
+      } catch (err) {
+        abandon();
         logger.warn({ err, activationId }, "could not queue an invocation");
         throw new ApiError(503, "the invocation could not be queued; try again later", {}, { cause: err });
       }
       return { activationId, activation: await pending?.result };
     },
   };
+}
+
+/**
+ * The event as queued, refused with a 400 naming the bound when its parameters nest deeper than
+ * MAX_JSON_DEPTH. Request bodies are bounded already (body.ts), but default parameters come from
+ * stored records, which may predate that bound; so runners and guests can count on it for every
+ * event. Measured on the text, which is cheaper than walking the value: `params` opens at level 2
+ * of the event, so the event may nest one level more than they may. (A sequence's steps hold theirs
+ * at level 4, so theirs are held to two levels less; defaults stored through the API nest at most
+ * MAX_JSON_DEPTH - 2, as they sit at level 4 of the body that stored them.)
+ */
+function serialise(event: InvocationEvent): string {
+  const tooDeep = () =>
+    new ApiError(400, `the parameters, with the action's default parameters, nest arrays and objects deeper than the limit of ${MAX_JSON_DEPTH} levels`);
+  let text: string;
+  try {
+    text = JSON.stringify(event);
+  } catch (err) {
+    // Only a stack overflow makes JSON.stringify throw a RangeError on a record parsed from JSON.
+    if (err instanceof RangeError) throw tooDeep();
+    throw err;
+  }
+  if (jsonTextTooDeepAt(text, MAX_JSON_DEPTH + 1) >= 0) throw tooDeep();
+  return text;
 }

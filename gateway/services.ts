@@ -71,7 +71,7 @@ export async function openGatewayServices(opts: GatewayServicesOptions): Promise
     packages: new PackageStore(packagesKv),
     versions: new VersionStore(versionsKv),
     build: createBuilder(nc),
-    invoker: createInvoker(jetstream(nc), inbox, logger, limiter),
+    invoker: createInvoker(jetstream(nc), inbox, logger, limiter, () => nc.info?.max_payload ?? Infinity),
     blockingWaitMs: opts.blockingWaitMs ?? DEFAULT_BLOCKING_WAIT_MS,
     isConnected: () => link.connected && !nc.isClosed(),
     liveRunners: () => runners.live(),

@@ -37,6 +37,11 @@ export function serveBuilds(nc: NatsConnection, images: ImageStore, logger: Logg
     try {
       const built = await images.build(request.kind, request.code);
       if (built.ok) return { ok: true, codeHash: built.codeHash };
+      // Not the code's fault and not a broken host: the gateway's 503 with Retry-After fits.
+      if (built.fault === "busy") {
+        logger.warn({ error: built.error, kind: request.kind }, "refused a build: too many under way");
+        return { ok: false, fault: "host", error: `${onRunner}: ${built.error}` };
+      }
       if (built.fault === "host") {
         logger.error({ error: built.error, kind: request.kind }, "could not build or check an action: a problem of this host");
         return { ok: false, fault: "host", error: `${onRunner}: ${built.error}` };

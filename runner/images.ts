@@ -7,9 +7,11 @@ export type BuildResult =
   /**
    * `fault: "host"`: the runner could not build or check the code at all (a missing toolchain or
    * guest image, an engine that cannot start): not the code's fault, and not to be reported as if
-   * it were. Absent: the code's (a compiler error, code that fails to load).
+   * it were. `fault: "busy"`: this runner has as many builds under way and waiting as it takes
+   * (the error names the bound); the code was not looked at, and a retry may succeed. Absent: the
+   * code's (a compiler error, code that fails to load, a compile that broke a build limit).
    */
-  | { ok: false; error: string; fault?: "host" };
+  | { ok: false; error: string; fault?: "host" | "busy" };
 
 export interface ImageStore {
   /** Compiles (or finds in the cache) the image for this code. Compiler errors come back verbatim. */

@@ -3,11 +3,11 @@
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { annotatedIsolation, runtimeOf, satisfiesIsolation, strongestIsolation, type Activation, type AssignmentReply, type InvocationEvent } from "../contracts/index.ts";
-import { buildActivation, developerError, internalError, verdictOf } from "./activation.ts";
+import { buildActivation, developerError, internalError, verdictOf, type RunnerActivation } from "./activation.ts";
 import type { Engine } from "./engine.ts";
 import type { ImageStore } from "./images.ts";
 import { loadAction } from "./load-action.ts";
-import { formatLogs, logLimitBytes } from "./logs-format.ts";
+import { formatLogs, LOG_GRACE_MS, logLimitBytes } from "./logs-format.ts";
 import type { ActivationRecorder } from "./recorder.ts";
 import { runSequence } from "./sequence.ts";
 
@@ -25,7 +25,7 @@ const NO_INIT = new Uint8Array(0);
 
 export async function runInvocation(event: InvocationEvent, deps: InvocationDeps): Promise<AssignmentReply> {
   const start = Date.now();
-  let activation: Activation;
+  let activation: RunnerActivation;
   try {
     activation = await execute(event, start, deps);
   } catch (err) {
@@ -45,7 +45,7 @@ export async function execute(
   start: number,
   deps: InvocationDeps,
   extraAnnotations?: Activation["annotations"],
-): Promise<Activation> {
+): Promise<RunnerActivation> {
   const { isolation } = deps.engine;
   const action = await loadAction(event, deps);
   // The gateway checked that the action existed; it was deleted while the invocation was queued.
@@ -75,6 +75,7 @@ export async function execute(
 
   // limits.logs is in MB, capped at what one activation record can carry (see logLimitBytes).
   const logLimit = logLimitBytes(action.limits.logs, deps.recorder.maxPayload);
+  const runStart = Date.now();
   const outcome = await deps.engine.run({
     image: image.image,
     // The JS interpreter image reads the action's source at init; a C image has it compiled in.
@@ -95,7 +96,14 @@ export async function execute(
     end,
     verdict: verdictOf(outcome, action.limits),
     // 0 means no logs at all, not even the truncation marker (OpenWhisk's behaviour).
-    logs: logLimit === 0 ? [] : formatLogs(outcome.logs, outcome.logsTruncated, end, logLimit),
+    logs: logLimit === 0 ? [] : await formatLogs(outcome.logs, {
+      truncated: outcome.logsTruncated,
+      limitBytes: logLimit,
+      end,
+      maxBytes: deps.recorder.maxRecordBytes,
+      deadline: runStart + action.limits.timeout + LOG_GRACE_MS,
+      timeoutMs: action.limits.timeout,
+    }),
     // No separate init phase to time: a cold call's engine time (boot + init + run) stands for it.
     initTime: outcome.coldStart ? Math.max(1, Math.round(outcome.micros / 1000)) : undefined,
     extraAnnotations,

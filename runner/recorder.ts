@@ -2,8 +2,8 @@
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { activationKey, type Activation } from "../contracts/index.ts";
-import { fitActivation } from "./activation.ts";
+import { activationKey } from "../contracts/index.ts";
+import { encodeActivation, internalError, withVerdict, type RunnerActivation } from "./activation.ts";
 
 /** Room left in a NATS message for the KV and publish headers, bytes. */
 const HEADER_ROOM = 4 * 1024;
@@ -22,11 +22,31 @@ export class ActivationRecorder {
     return this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
   }
 
-  /** True when the record was stored. The blocking caller, if any, gets it either way. */
-  async record(activation: Activation, replyTo?: string): Promise<boolean> {
-    const maxBytes = this.maxPayload - HEADER_ROOM;
-    const json = JSON.stringify(fitActivation(activation, maxBytes));
+  /** Most bytes of JSON one record may take: a NATS message, less room for headers. */
+  get maxRecordBytes(): number {
+    return this.maxPayload - HEADER_ROOM;
+  }
+
+  /**
+   * True when the record was stored. The blocking caller, if any, gets it either way. Never throws:
+   * a record that cannot be encoded as given is stored as an internal error saying why, so every
+   * call that got here has a record.
+   */
+  async record(activation: RunnerActivation, replyTo?: string): Promise<boolean> {
     const { activationId, namespace } = activation;
+    let json: Uint8Array;
+    try {
+      json = await encodeActivation(activation, this.maxRecordBytes);
+    } catch (err) {
+      this.logger.error({ err, activationId }, "could not encode an activation record");
+      const reason = `The activation record could not be encoded: ${err instanceof Error ? err.message : String(err)}`;
+      try {
+        json = Buffer.from(JSON.stringify(withVerdict(activation, internalError(reason), [])));
+      } catch (again) {
+        this.logger.error({ err: again, activationId }, "could not encode even the error record");
+        return false;
+      }
+    }
     let stored = true;
     try {
       // Stored first, so a caller that gets the result can also read it back by id.

@@ -5,7 +5,7 @@
 // bindings, nested sequences, default parameters) when it queued the invocation.
 import { randomBytes } from "node:crypto";
 import type { Action, Activation, InvocationEvent } from "../contracts/index.ts";
-import { buildActivation, internalError } from "./activation.ts";
+import { buildActivation, internalError, type RunnerActivation } from "./activation.ts";
 import type { InvocationDeps } from "./invocation.ts";
 
 export type ExecuteOne = (
@@ -13,13 +13,13 @@ export type ExecuteOne = (
   start: number,
   deps: InvocationDeps,
   extraAnnotations?: Activation["annotations"],
-) => Promise<Activation>;
+) => Promise<RunnerActivation>;
 
-export async function runSequence(event: InvocationEvent, sequence: Action, start: number, deps: InvocationDeps, execute: ExecuteOne): Promise<Activation> {
+export async function runSequence(event: InvocationEvent, sequence: Action, start: number, deps: InvocationDeps, execute: ExecuteOne): Promise<RunnerActivation> {
   const steps = event.sequence ?? [];
   const componentIds: string[] = [];
   let input = event.params;
-  let last: Activation | undefined;
+  let last: RunnerActivation | undefined;
   for (const step of steps) {
     const component: InvocationEvent = {
       activationId: randomBytes(16).toString("hex"),
