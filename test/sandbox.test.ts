@@ -2,9 +2,11 @@
 // namespaces, an unprivileged uid, no capabilities, seccomp, rlimits, no fds but the listener, an
 // empty root, and no writable memory outside guest memory (which the host restores every call).
 import test from "ava";
+import { spawnSync } from "node:child_process";
 import { mkdtemp, readdir, readFile, readlink, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { isolationAvailable, openNativeEngine } from "../runner/engine-native.ts";
 import { createImageStore } from "../runner/image-store.ts";
@@ -90,4 +92,18 @@ ptest(`process › nothing writable outside guest memory, nothing both writable 
     if (!name.startsWith("/memfd:vespid-guest")) t.regex(name, /vsp-sandbox$|^\[vsyscall\]$/, `unexpected mapping: ${range} ${name}`);
   }
   t.false(maps.some((l) => /\[stack\]|\[heap\]|\[vdso\]|\[vvar\]/.test(l)), "the helper's stack, heap and vDSO are gone");
+});
+
+const VSP_RUN = resolve(fileURLToPath(import.meta.url), "../../native/build/vsp-run");
+
+ptest(`process › root of its own user namespace only (a rootless container) still starts sandboxes${suffix}`, async (t) => {
+  const built = await images.build("c", `${ECHO}/* nested */\n`);
+  if (!built.ok) throw new Error(built.error);
+  // `unshare -r`: uid 0 inside a user namespace that maps nothing else, so uid 65534 cannot be
+  // used; the engine must take the unprivileged path there, as for any ordinary user.
+  const run = spawnSync("unshare", ["-r", VSP_RUN, built.image, '{"nested": true}'], {
+    env: { ...process.env, VSP_TIER: "process", VSP_KEY: "nested", VSP_REPEAT: "2" }, encoding: "utf8", timeout: 60_000,
+  });
+  t.is(run.status, 0, run.stderr);
+  t.regex(run.stdout, /status=0 exits=\d+ micros=\d+ result=\{"nested": true\}/);
 });

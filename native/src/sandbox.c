@@ -127,6 +127,27 @@ static void setup(void)
 
 /* ---- starting a sandbox --------------------------------------------------------------------- */
 
+/*
+ * Root in the initial user namespace: the helper can drop to an unprivileged uid itself. Root of
+ * a container's user namespace (rootless podman, `unshare -r`) cannot map that uid, so it starts
+ * sandboxes the unprivileged way, as any other user.
+ */
+static bool privileged(void)
+{
+	if (geteuid() != 0)
+		return false;
+	char map[128] = "";
+	FILE *f = fopen("/proc/self/uid_map", "re");
+	if (!f)
+		return true;
+	size_t n = fread(map, 1, sizeof(map) - 1, f);
+	fclose(f);
+	map[n] = 0;
+	unsigned inside = 1, outside = 1, count = 0;
+	return sscanf(map, "%u %u %u", &inside, &outside, &count) == 3 && inside == 0 && outside == 0 &&
+	       count == 4294967295u;
+}
+
 struct spawn_args {
 	int sock, memfd;
 	const char *path;
@@ -250,7 +271,7 @@ static int start(struct vsp_vm *vm, uint32_t mode, uint64_t entry, uint64_t rsp,
 	struct vsp_sandbox_config *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	bool root = geteuid() == 0;
+	bool root = privileged();
 	c->mode = mode;
 	c->host_uid = root ? UNPRIVILEGED_UID : geteuid();
 	c->in_userns = !root;
