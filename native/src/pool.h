@@ -17,9 +17,10 @@ struct vsp_lease {
 };
 
 /*
- * Finds or creates the entry for `key` (of that memory size and tier) and hands back a VM ready at the snapshot point: an idle
- * shell (hit), a new one from the snapshot (miss), or, for the first caller of a key, nothing: then
- * *cold is set and the caller boots a VM and publishes its snapshot with vsp_pool_publish().
+ * Finds or creates the entry for `key` (of that memory size and tier) and hands back a VM (or
+ * sandbox) ready at the snapshot point: an idle shell (hit), a new one from the snapshot (miss),
+ * or, for the first caller of a key, nothing: then *cold is set and the caller boots a VM and
+ * publishes its snapshot with vsp_pool_publish().
  */
 int vsp_pool_acquire(const char *key, uint64_t mem_size, uint32_t tier, struct vsp_lease *lease, bool *cold);
 /* Hands the snapshot of a cold start to the entry; waiters wake up. NULL: the boot failed. */
