@@ -170,6 +170,15 @@ void vsp_image_put(struct vsp_image *img)
 	}
 }
 
+uint32_t vsp_image_page_flags(const struct vsp_image *img, uint64_t addr)
+{
+	uint32_t flags = 0;
+	for (unsigned i = 0; i < img->nsegs; i++)
+		if (img->segs[i].start < addr + VSP_PAGE_SIZE && img->segs[i].end > addr)
+			flags |= img->segs[i].flags;
+	return flags;
+}
+
 int vsp_elf_load(struct vsp_vm *vm, struct vsp_image *img)
 {
 	if (img->end > vm->mem_size - VSP_STACK_SIZE - VSP_GUARD_SIZE)

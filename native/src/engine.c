@@ -120,9 +120,15 @@ static void run_guarded(struct vsp_vm *vm, struct vsp_call *call)
 	deadline_run = NULL;
 }
 
+/* What a call runs in, for messages. */
+static const char *guest_kind(const struct vsp_request *req)
+{
+	return req->tier == VSP_TIER_PROCESS ? "sandbox" : "virtine";
+}
+
 static int start_failed(struct vsp_call *call, int r, const char *why)
 {
-	const char *what = call->req->tier == VSP_TIER_PROCESS ? "sandbox" : "virtine";
+	const char *what = guest_kind(call->req);
 	if (why && *why)
 		vsp_call_end(call, VSP_INTERNAL, "could not start the %s: %s", what, why);
 	else if (call->req->tier == VSP_TIER_KVM && vsp_kvm_fd() < 0)
@@ -179,8 +185,7 @@ static void ready_vm(struct vsp_lease *lease, struct vsp_call *call)
 		vsp_pool_publish(lease, r < 0 ? NULL : snap);
 		if (r < 0) {
 			call->done = false;
-			vsp_call_end(call, VSP_INTERNAL, "could not snapshot the %s: %s",
-				     req->tier == VSP_TIER_PROCESS ? "sandbox" : "virtine", strerror(-r));
+			vsp_call_end(call, VSP_INTERNAL, "could not snapshot the %s: %s", guest_kind(req), strerror(-r));
 			return;
 		}
 		call->done = false;

@@ -63,10 +63,7 @@ static uint64_t image_page_rights(const struct vsp_image *img, uint64_t addr)
 {
 	if (addr >= img->end)
 		return PTE_RW | PTE_NX;
-	uint32_t flags = 0;
-	for (unsigned i = 0; i < img->nsegs; i++)
-		if (img->segs[i].start < addr + VSP_PAGE_SIZE && img->segs[i].end > addr)
-			flags |= img->segs[i].flags;
+	uint32_t flags = vsp_image_page_flags(img, addr);
 	if ((flags & PF_X) && !(flags & PF_W))
 		return 0;                           /* text: read and execute */
 	return ((flags & PF_W) ? PTE_RW : 0) | PTE_NX; /* data, or read-only data; never both W and X */

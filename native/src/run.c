@@ -116,7 +116,7 @@ static const char *exception_name(uint64_t vec)
 }
 
 /* Ends the call with a message for a CPU exception `vec` at `rip` (for page faults, at `addr`). */
-void vsp_fault(struct vsp_vm *vm, struct vsp_call *call, uint64_t vec, uint64_t err, uint64_t rip, uint64_t addr)
+static void vsp_fault(struct vsp_vm *vm, struct vsp_call *call, uint64_t vec, uint64_t err, uint64_t rip, uint64_t addr)
 {
 	if (vec != 14) {
 		vsp_call_end(call, VSP_CRASH, "the function crashed: %s (vector %llu) at rip 0x%llx",

@@ -180,14 +180,8 @@ static int plan_ranges(const struct vsp_vm *vm, struct vsp_sandbox_config *c)
 	ADD(VSP_GPA_PROC_SAVE, VSP_GPA_PROC_END, PROT_READ | PROT_WRITE);
 	const struct vsp_image *img = vm->image;
 	for (uint64_t a = VSP_IMAGE_BASE; a < img->end;) {
-		uint32_t prot = PROT_READ;
-		for (unsigned i = 0; i < img->nsegs; i++)
-			if (img->segs[i].start < a + PAGE && img->segs[i].end > a) {
-				if (img->segs[i].flags & PF_X)
-					prot |= PROT_EXEC;
-				if (img->segs[i].flags & PF_W)
-					prot |= PROT_WRITE;
-			}
+		uint32_t flags = vsp_image_page_flags(img, a);
+		uint32_t prot = PROT_READ | ((flags & PF_X) ? PROT_EXEC : 0) | ((flags & PF_W) ? PROT_WRITE : 0);
 		if ((prot & PROT_EXEC) && (prot & PROT_WRITE))
 			return -ENOEXEC; /* a page both writable and executable */
 		if (n > 2 && r[n - 1].end == a && r[n - 1].prot == prot)
@@ -551,9 +545,15 @@ void vsp_sandbox_run_loop(struct vsp_vm *vm, struct vsp_call *call, volatile int
 
 /*
  * Adds to ever_dirty every page that exists in guest memory: anything the guest or the host ever
- * touched (a restore rewrites them all, and they stay allocated, so later calls fault on none).
+ * touched (a restore rewrites them all, and they stay allocated, so later calls fault on none),
+ * but for the image's pages the guest cannot write (mapped without PROT_WRITE), which never change.
  * The memfd's block count tells whether anything new appeared since the last look.
  */
+static bool read_only_image_page(const struct vsp_image *img, uint64_t addr)
+{
+	return addr >= VSP_IMAGE_BASE && addr < img->end && !(vsp_image_page_flags(img, addr) & PF_W);
+}
+
 int vsp_sandbox_collect_pages(struct vsp_vm *vm)
 {
 	struct stat st;
@@ -571,25 +571,11 @@ int vsp_sandbox_collect_pages(struct vsp_vm *vm)
 		if (hole < 0)
 			hole = end;
 		for (uint64_t p = (uint64_t)data / PAGE; p < ((uint64_t)hole + PAGE - 1) / PAGE; p++)
-			vm->ever_dirty[p / 64] |= 1ull << (p % 64);
+			if (!read_only_image_page(vm->image, p * PAGE))
+				vm->ever_dirty[p / 64] |= 1ull << (p % 64);
 		at = hole;
 	}
 	return 0;
-}
-
-/* Clears from ever_dirty what the guest cannot write: image pages mapped without PROT_WRITE. */
-void vsp_sandbox_skip_readonly(struct vsp_vm *vm)
-{
-	const struct vsp_image *img = vm->image;
-	for (uint64_t a = VSP_IMAGE_BASE; a < img->end; a += PAGE) {
-		bool writable = false;
-		for (unsigned i = 0; i < img->nsegs; i++)
-			if (img->segs[i].start < a + PAGE && img->segs[i].end > a && (img->segs[i].flags & PF_W))
-				writable = true;
-		uint64_t p = a / PAGE;
-		if (!writable)
-			vm->ever_dirty[p / 64] &= ~(1ull << (p % 64));
-	}
 }
 
 /* The guest waits in a hypercall; it must be its snapshot point, the first PARAMS request. */

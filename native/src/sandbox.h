@@ -23,7 +23,6 @@ void vsp_sandbox_run_loop(struct vsp_vm *vm, struct vsp_call *call, volatile int
 
 /* Snapshots: the pages a restore must rewrite, and the guest put back at its ready point. */
 int vsp_sandbox_collect_pages(struct vsp_vm *vm);
-void vsp_sandbox_skip_readonly(struct vsp_vm *vm);
 int vsp_sandbox_resume(struct vsp_vm *vm);
 int vsp_sandbox_rewind(struct vsp_vm *vm);
 

@@ -266,8 +266,6 @@ int vsp_snapshot_restore(const struct vsp_snapshot *s, struct vsp_vm *vm)
 	bool sandbox = vm->tier == VSP_TIER_PROCESS;
 	if ((r = sandbox ? vsp_sandbox_collect_pages(vm) : vsp_vm_collect_dirty(vm)) < 0)
 		return r;
-	if (sandbox)
-		vsp_sandbox_skip_readonly(vm);
 	for (uint64_t w = 0, words = (vsp_pages(vm) + 63) / 64; w < words; w++) {
 		uint64_t bits = vm->ever_dirty[w] | vm->host_dirty[w];
 		vm->host_dirty[w] = 0;

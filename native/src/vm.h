@@ -31,7 +31,7 @@ struct vsp_image {
 	off_t size;
 	uint64_t entry, phdr, phnum;
 	uint64_t end;          /* page-aligned end of the last segment */
-	/* Loadable segments, for the process tier's page protections (a virtine maps all of it). */
+	/* Loadable segments: page rights in both tiers (W^X), see vsp_image_page_flags() */
 	struct { uint64_t start, end; uint32_t flags; } segs[8];   /* PF_R/PF_W/PF_X */
 	unsigned nsegs;
 	uint8_t *bytes;        /* guest memory [VSP_IMAGE_BASE, end) as loaded */
@@ -114,6 +114,8 @@ int vsp_image_get(const char *path, struct vsp_image **out);
 struct vsp_image *vsp_image_ref(struct vsp_image *img);
 void vsp_image_put(struct vsp_image *img);
 int vsp_elf_load(struct vsp_vm *vm, struct vsp_image *img);
+/* PF_R/PF_W/PF_X of the image's segments that overlap the page at `addr` (0 outside them). */
+uint32_t vsp_image_page_flags(const struct vsp_image *img, uint64_t addr);
 int vsp_stack_init(struct vsp_vm *vm, uint64_t entry, uint64_t phdr, uint64_t phnum, uint64_t *rsp);
 
 /* mm.c */
@@ -167,9 +169,9 @@ struct vsp_call {
 	uint64_t deadline_us;  /* CLOCK_MONOTONIC µs at which the call times out */
 };
 
-/* run.c: serves a doorbell rung by the guest (both tiers), and a fault the guest reported */
+/* run.c: serves a doorbell rung by the guest (both tiers) */
 void vsp_doorbell(struct vsp_vm *vm, struct vsp_call *call, uint64_t offset);
-void vsp_fault(struct vsp_vm *vm, struct vsp_call *call, uint64_t vec, uint64_t err, uint64_t rip, uint64_t addr);
+/* engine.c: CLOCK_MONOTONIC in µs */
 uint64_t vsp_now_us(void);
 
 /* run.c: serves the PARAMS input into the buffer the guest described in the frame */
