@@ -1,5 +1,6 @@
 // Names on the NATS side: every subject, stream, consumer and bucket that more than one component
 // touches is spelled here and nowhere else.
+import type { Isolation } from "./schemas.ts";
 
 /** JetStream stream that holds invocation events until the scheduler has placed them. */
 export const INVOCATIONS_STREAM = "VESPID_INVOCATIONS";
@@ -23,7 +24,7 @@ export const RUNNER_BUILD_QUEUE = "vespid-runners";
  * Only runners of `tier` answer here (same queue group): code that must run on a tier is checked
  * on it, since a JS check runs the code's top level in the engine.
  */
-export const runnerBuildSubject = (tier: "kvm" | "process"): string => `${RUNNER_BUILD_SUBJECT}.${tier}`;
+export const runnerBuildSubject = (tier: Isolation): string => `${RUNNER_BUILD_SUBJECT}.${tier}`;
 
 /** Results for blocking callers: `vespid.result.<gatewayId>.<activationId>`. */
 export const RESULT_SUBJECT_PREFIX = "vespid.result";

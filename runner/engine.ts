@@ -1,5 +1,6 @@
-// The runner's view of the native virtine engine (native/). One call = one invocation in a fresh
-// virtine. Implemented over koffi; the blocking work happens on native threads, never on the event loop.
+// The runner's view of the native engine (native/). One call = one invocation in a fresh virtine
+// or sandbox. Implemented over koffi; the blocking work happens on native threads, never on the event loop.
+import { Isolation } from "../contracts/index.ts";
 
 export interface EngineRequest {
   /** Path of the guest image (static ELF) to boot. */
@@ -71,11 +72,12 @@ export interface EngineStats {
 }
 
 /**
- * Where invocations run: `kvm`, a virtine on /dev/kvm (the strongest), or `process`, a sandboxed
- * process (namespaces, empty root, seccomp) for hosts without KVM. Same images, same semantics.
+ * Where invocations run (contracts' Isolation): `kvm`, a virtine on /dev/kvm (the strongest), or
+ * `process`, a sandboxed process (namespaces, empty root, seccomp) for hosts without KVM. Same
+ * images, same semantics.
  */
-export type Isolation = "kvm" | "process";
-export const ISOLATIONS: readonly Isolation[] = ["kvm", "process"];
+export type { Isolation };
+export const ISOLATIONS: readonly Isolation[] = Isolation.options;
 
 export interface Engine {
   /** The tier every call of this engine runs on. */
