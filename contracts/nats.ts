@@ -95,3 +95,31 @@ export const LIMIT_COUNTS_BUCKET = "vespid_limit_counts";
 export const namespaceKey = (namespace: string): string => subjectToken(namespace);
 export const limitCountKey = (namespace: string, gatewayId: string): string =>
   `${subjectToken(namespace)}.${gatewayId}`;
+
+/*
+ * Events (triggers, rules, feeds). A trigger fire — from the API, a webhook, an alarm or a NATS
+ * message — is one FireEvent on `vespid.fire.<namespace>` in FIRES_STREAM; the triggers component
+ * (`triggers/`) consumes it, starts every active rule's action and writes the trigger's activation.
+ */
+export const FIRES_STREAM = "VESPID_FIRES";
+export const FIRE_SUBJECT_PREFIX = "vespid.fire";
+export const fireSubject = (namespace: string): string => `${FIRE_SUBJECT_PREFIX}.${subjectToken(namespace)}`;
+/** Durable pull consumer shared by every triggers component (a work queue). */
+export const FIRES_CONSUMER = "vespid-triggers";
+
+/** Triggers under `<namespace>.<trigger>`. */
+export const TRIGGERS_BUCKET = "vespid_triggers";
+/** Rules under `<namespace>.<rule>`. */
+export const RULES_BUCKET = "vespid_rules";
+/** Feed registrations (what a feed action's CREATE set up), under `<namespace>.<trigger>`. */
+export const FEEDS_BUCKET = "vespid_feeds";
+/**
+ * Alarm ticks claimed by a scheduler, under `<namespace>.<trigger>.<tick epoch ms>`: created only
+ * if absent, so each tick fires once across the cluster; expire after a day.
+ */
+export const ALARM_TICKS_BUCKET = "vespid_alarm_ticks";
+
+/** Key of a trigger, rule or feed registration: `<namespace>.<name>`, both encoded. */
+export const entityKey = (namespace: string, name: string): string => `${subjectToken(namespace)}.${subjectToken(name)}`;
+/** Key filter matching every entity of `namespace` in a bucket keyed by entityKey. */
+export const namespaceKeyFilter = (namespace: string): string => `${subjectToken(namespace)}.>`;

@@ -352,3 +352,61 @@ export const LimitCount = z.object({
   started: z.number().int().nonnegative(),
 });
 export type LimitCount = z.infer<typeof LimitCount>;
+
+/** Where a trigger fire came from. */
+export const FireSource = z.enum(["api", "webhook", "alarm", "nats"]);
+export type FireSource = z.infer<typeof FireSource>;
+
+/**
+ * One firing of a trigger, published to FIRES_STREAM (message id = activationId, so a republished
+ * fire is dropped by JetStream's duplicate window) only once it is accepted; the triggers
+ * component turns it into rule activations and the trigger's own activation record.
+ */
+export const FireEvent = z.object({
+  /** The trigger's activation id: what `POST …/triggers/{name}` answers. */
+  activationId: ActivationId,
+  /** The trigger's namespace and name. */
+  namespace: EntityName,
+  trigger: EntityName,
+  /** The fire's payload; the trigger's parameters are merged under it when rules run. */
+  payload: z.record(z.string(), z.unknown()),
+  /** Who fired it, OpenWhisk's activation `subject`: the caller's namespace, or the feed's owner. */
+  subject: z.string(),
+  source: FireSource,
+  /** Epoch ms when the fire was accepted. */
+  time: z.number().int(),
+  /**
+   * How many fires led to this one (0: none). A fire caused by an activation that a fire started
+   * carries its cause's depth + 1; beyond MAX_FIRE_DEPTH the triggers component records an error
+   * instead of starting rules, so a rule whose action fires its own trigger cannot loop forever.
+   */
+  depth: z.number().int().min(0).default(0),
+  /** The activation that caused this fire, if any. */
+  cause: ActivationId.optional(),
+});
+export type FireEvent = z.infer<typeof FireEvent>;
+export const MAX_FIRE_DEPTH = 8;
+
+/** What a feed registration drives. */
+export const FeedKind = z.enum(["alarm", "once", "interval", "nats"]);
+export type FeedKind = z.infer<typeof FeedKind>;
+
+/**
+ * A feed set up for a trigger by its feed action's CREATE lifecycle event (FEEDS_BUCKET, key
+ * entityKey(namespace, trigger)); READ returns it, UPDATE replaces `params`, PAUSE/UNPAUSE set
+ * `status`, DELETE removes it. The alarms and NATS feed services watch the bucket.
+ */
+export const FeedRegistration = z.object({
+  /** The trigger it fires. */
+  namespace: EntityName,
+  trigger: EntityName,
+  /** The feed action, fully qualified: `/whisk.system/alarms/alarm`. */
+  feed: z.string(),
+  kind: FeedKind,
+  /** The feed's parameters as given to CREATE/UPDATE, without lifecycleEvent, triggerName, authKey. */
+  params: z.record(z.string(), z.unknown()),
+  status: z.enum(["active", "paused"]),
+  created: z.number().int(),
+  updated: z.number().int(),
+});
+export type FeedRegistration = z.infer<typeof FeedRegistration>;

@@ -3,7 +3,10 @@
 import { jetstreamManager, DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { nanos, type NatsConnection } from "@nats-io/transport-node";
-import { ACTION_VERSIONS_BUCKET, LIMIT_COUNTS_BUCKET, NAMESPACES_BUCKET, ACTIONS_BUCKET, ACTIVATIONS_BUCKET, AUTH_BUCKET, PACKAGES_BUCKET, INVOCATIONS_STREAM, INVOKE_SUBJECT_PREFIX } from "../contracts/index.ts";
+import {
+  ACTION_VERSIONS_BUCKET, LIMIT_COUNTS_BUCKET, NAMESPACES_BUCKET, ACTIONS_BUCKET, ACTIVATIONS_BUCKET, AUTH_BUCKET, PACKAGES_BUCKET, INVOCATIONS_STREAM, INVOKE_SUBJECT_PREFIX,
+  FIRES_STREAM, FIRE_SUBJECT_PREFIX, TRIGGERS_BUCKET, RULES_BUCKET, FEEDS_BUCKET, ALARM_TICKS_BUCKET,
+} from "../contracts/index.ts";
 
 const HOUR_MS = 60 * 60 * 1000;
 const DAY_MS = 24 * HOUR_MS;
@@ -31,6 +34,13 @@ export const INVOCATIONS_STREAM_CONFIG = {
   discard: DiscardPolicy.Old,
 } satisfies Partial<StreamConfig>;
 
+/** Trigger fires wait here until a triggers component has started their rules: a queue as well. */
+export const FIRES_STREAM_CONFIG = {
+  ...INVOCATIONS_STREAM_CONFIG,
+  name: FIRES_STREAM,
+  subjects: [`${FIRE_SUBJECT_PREFIX}.>`],
+} satisfies Partial<StreamConfig>;
+
 /** Bucket name → what it must look like. History 1: only the current value of a key matters. */
 export const BUCKETS = {
   [ACTIONS_BUCKET]: { history: 1, ttl: 0 },
@@ -44,6 +54,11 @@ export const BUCKETS = {
   // Gateways refresh their counts every LIMIT_COUNT_REFRESH_MS (gateway/limits.ts); a crashed
   // gateway's counts, in-flight invocations included, vanish after this.
   [LIMIT_COUNTS_BUCKET]: { history: 1, ttl: LIMIT_COUNT_TTL_MS },
+  [TRIGGERS_BUCKET]: { history: 1, ttl: 0 },
+  [RULES_BUCKET]: { history: 1, ttl: 0 },
+  [FEEDS_BUCKET]: { history: 1, ttl: 0 },
+  // A claimed tick only has to outlive the moment it could be claimed twice.
+  [ALARM_TICKS_BUCKET]: { history: 1, ttl: DAY_MS },
 } as const;
 
 export interface ProvisionOptions {
@@ -59,6 +74,7 @@ export interface ProvisionOptions {
 export async function provision(nc: NatsConnection, opts: ProvisionOptions = {}): Promise<void> {
   const jsm = await jetstreamManager(nc);
   await ensureStream(jsm, INVOCATIONS_STREAM_CONFIG);
+  await ensureStream(jsm, FIRES_STREAM_CONFIG);
   const kvm = new Kvm(nc);
   for (const [bucket, want] of Object.entries(BUCKETS)) {
     const retention = bucket === ACTIVATIONS_BUCKET ? opts.activationRetentionMs : want.ttl;
