@@ -3,7 +3,7 @@
 import { ISOLATION_ANNOTATION, jsonTextTooDeepAt, MAX_JSON_DEPTH, type Action, type Activation, type ActivationStatus, type InvocationEvent, type Isolation } from "../contracts/index.ts";
 import type { EngineOutcome } from "./engine.ts";
 import { EncodedLogs, recordFullMarker, timestamp } from "./logs-format.ts";
-import { Slicer } from "./slices.ts";
+import { COPY_SLICE, Slicer } from "./slices.ts";
 
 const STATUS_CODES: Record<ActivationStatus, number> = {
   success: 0,
@@ -158,8 +158,11 @@ const ENCODE_BATCH = 512;
 const MARKER_ROOM = 512;
 
 interface Fitted {
-  /** The record as stored: `activation` itself when it fit as it was. */
-  activation: RunnerActivation;
+  /**
+   * The record as stored: `activation` itself when it fit as it was. Made only when asked for
+   * (encodeActivation needs only the JSON): cut logs are a copy of up to MiBs.
+   */
+  activation(): RunnerActivation;
   /** Its JSON, in pieces. */
   json: Buffer[];
 }
@@ -192,12 +195,12 @@ function* fit(activation: RunnerActivation, maxBytes: number): Generator<void, F
   const encoded = logs instanceof EncodedLogs ? logs : yield* encodeEntries(logs);
   const [head, tail] = encodeAround(activation);
   const fixed = head.length + tail.length;
-  if (fixed + encoded.json.length <= maxBytes) return { activation, json: [head, encoded.json, tail] };
+  if (fixed + encoded.json.length <= maxBytes) return { activation: () => activation, json: [head, encoded.json, tail] };
   const marker = (keptNone: boolean) => `${timestamp(activation.end)} stderr: ${recordFullMarker(maxBytes, keptNone)}`;
   if (fixed + (encoded.count > 0 ? MARKER_ROOM : 0) > maxBytes) {
     const verdict = developerError(`The action produced a response that exceeded the allowed length: ${fixed + encoded.json.length} > ${maxBytes} bytes.`);
     const fitted = withVerdict(activation, verdict, encoded.count > 0 ? [marker(true)] : []);
-    return { activation: fitted, json: [Buffer.from(JSON.stringify(fitted))] };
+    return { activation: () => fitted, json: [Buffer.from(JSON.stringify(fitted))] };
   }
   // The most entries that fit, and the marker.
   const room = maxBytes - fixed - MARKER_ROOM;
@@ -212,10 +215,10 @@ function* fit(activation: RunnerActivation, maxBytes: number): Generator<void, F
   const line = marker(kept === 0);
   const keptJson = encoded.json.subarray(0, kept > 0 ? encoded.ends[kept - 1] : 0);
   const markerJson = Buffer.from(`${kept > 0 ? "," : ""}${JSON.stringify(line)}`);
-  const cutLogs = Array.isArray(logs)
+  const cutLogs = () => Array.isArray(logs)
     ? [...logs.slice(0, kept), line]
-    : new EncodedLogs(Buffer.concat([keptJson, markerJson]), Uint32Array.from([...encoded.ends.subarray(0, kept), keptJson.length + markerJson.length]));
-  return { activation: { ...activation, logs: cutLogs }, json: [head, keptJson, markerJson, tail] };
+    : new EncodedLogs(keptJson, encoded.ends.subarray(0, kept)).withLast(Buffer.from(JSON.stringify(line)));
+  return { activation: () => ({ ...activation, logs: cutLogs() }), json: [head, keptJson, markerJson, tail] };
 }
 
 const COMMA = Buffer.from(",");
@@ -242,9 +245,22 @@ export async function encodeActivation(activation: RunnerActivation, maxBytes: n
   const slicer = new Slicer();
   for (;;) {
     const step = steps.next();
-    if (step.done) return Buffer.concat(step.value.json);
+    if (step.done) return concatInSlices(step.value.json, slicer);
     if (slicer.due()) await slicer.pause();
   }
+}
+
+/** Buffer.concat(pieces), giving way to the loop between slices of COPY_SLICE bytes. */
+async function concatInSlices(pieces: readonly Buffer[], slicer: Slicer): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(pieces.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const piece of pieces) {
+    for (let from = 0; from < piece.length; from += COPY_SLICE) {
+      at += piece.copy(out, at, from, Math.min(piece.length, from + COPY_SLICE));
+      if (slicer.due()) await slicer.pause();
+    }
+  }
+  return out;
 }
 
 /** The record, shrunk to fit `maxBytes` of JSON (see fit): the same object when it fits as is. */
@@ -252,6 +268,6 @@ export function fitActivation(activation: Activation, maxBytes: number): Activat
   const steps = fit(activation, maxBytes);
   for (;;) {
     const step = steps.next();
-    if (step.done) return step.value.activation as Activation;
+    if (step.done) return step.value.activation() as Activation;
   }
 }

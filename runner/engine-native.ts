@@ -4,9 +4,10 @@
 import koffi from "koffi";
 import type * as Koffi from "koffi";
 import path from "node:path";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import type { Engine, EngineOutcome, EngineRequest, EngineStats, EngineStatus, Isolation, LogLine } from "./engine.ts";
-import { Slicer } from "./slices.ts";
+import { LOG_RECORD_HEADER, type Engine, type EngineOutcome, type EngineRequest, type EngineStats, type EngineStatus, type Isolation, type LogLine } from "./engine.ts";
+import { COPY_SLICE } from "./slices.ts";
 
 export const NATIVE_LIBRARY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../native/build/libvespid.so");
 /** Largest result a function may return, in bytes (OpenWhisk's 1 MiB). */
@@ -19,7 +20,6 @@ const STATUS: Record<number, EngineStatus> = { 0: "ok", 1: "dev_error", 2: "time
 const FLAG_INIT_ONLY = 1; // VSP_FLAG_INIT_ONLY
 // Mirrors enum vsp_tier.
 const TIER: Record<Isolation, number> = { kvm: 0, process: 1 };
-const LOG_HEADER = 13; // u64 ns | u32 length | u8 stream
 
 interface Native {
   workersStart(threads: number, done: unknown): number;
@@ -157,8 +157,8 @@ function keepAlive() {
 }
 
 /**
- * Buffers vsp_collect copies into, reused by every job: they are read (into strings) before
- * completeJob returns, and a fresh multi-MiB buffer per call halved the engine's throughput once
+ * Buffers vsp_collect copies into, reused by every job: they are read (or copied) before the
+ * next job is collected (see collectJob), and a fresh multi-MiB buffer per call halved the engine's throughput once
  * the log limit could be 4 MiB. Each grows to the largest size asked for and stays.
  */
 const scratchBuffers = { result: Buffer.alloc(0), logs: Buffer.alloc(0) };
@@ -167,7 +167,28 @@ function scratch(which: keyof typeof scratchBuffers, size: number): Buffer {
   return scratchBuffers[which].subarray(0, size);
 }
 
+/**
+ * Finished jobs waiting to be collected, in the order the engine reported them. They are collected
+ * one at a time: each is copied out of the shared scratch buffers (over several turns of the
+ * loop when its logs are large) before the next is collected into them.
+ */
+const collectQueue: number[] = [];
+let collecting = false;
+
 function completeJob(fns: Native, job: number): void {
+  collectQueue.push(job);
+  if (collecting) return;
+  collecting = true;
+  void (async () => {
+    try {
+      for (let next = collectQueue.shift(); next !== undefined; next = collectQueue.shift()) await collectJob(fns, next);
+    } finally {
+      collecting = false;
+    }
+  })();
+}
+
+async function collectJob(fns: Native, job: number): Promise<void> {
   const w = sharedPending.get(job);
   if (!w) return;
   sharedPending.delete(job);
@@ -175,44 +196,49 @@ function completeJob(fns: Native, job: number): void {
     clearInterval(aliveTimer);
     aliveTimer = undefined;
   }
-  const result = scratch("result", w.resultLimit + 1);
-  const logs = scratch("logs", w.logLimit);
-  const o = new BigInt64Array(7);
-  const r = fns.collect(job, result, result.length, logs, logs.length, o);
-  if (r < 0) return w.reject(new Error(`the virtine engine lost job ${job} (errno ${-r})`));
-  const status = STATUS[Number(o[0])] ?? "internal";
-  const text = result.subarray(0, Number(o[2])).toString("utf8");
-  // Copied out of the shared scratch buffer: parsing gives way to the loop, and the next job to
-  // finish meanwhile reuses the buffer.
-  const raw = Buffer.from(logs.subarray(0, Number(o[3])));
-  parseLogs(raw).then(
-    (lines) =>
-      w.resolve({
-        status,
-        ...(status === "ok" ? { result: text } : { error: text }),
-        logs: lines,
-        logsTruncated: o[1] !== 0n,
-        micros: Number(o[4]),
-        coldStart: o[6] !== 0n,
-      }),
-    (err: unknown) => w.reject(err instanceof Error ? err : new Error(String(err))),
-  );
+  try {
+    const result = scratch("result", w.resultLimit + 1);
+    const logs = scratch("logs", w.logLimit);
+    const o = new BigInt64Array(7);
+    const r = fns.collect(job, result, result.length, logs, logs.length, o);
+    if (r < 0) return w.reject(new Error(`the virtine engine lost job ${job} (errno ${-r})`));
+    const status = STATUS[Number(o[0])] ?? "internal";
+    const text = result.subarray(0, Number(o[2])).toString("utf8");
+    // Into fresh memory, so large logs take several turns of the loop (see COPY_SLICE).
+    const logRecords = Buffer.allocUnsafe(Number(o[3]));
+    for (let at = 0; at < logRecords.length; at += COPY_SLICE) {
+      if (at > 0) await nextTurn();
+      logs.copy(logRecords, at, at, Math.min(logRecords.length, at + COPY_SLICE));
+    }
+    let lines: LogLine[] | undefined;
+    w.resolve({
+      status,
+      ...(status === "ok" ? { result: text } : { error: text }),
+      logRecords,
+      get logs() {
+        return (lines ??= parseLogs(logRecords));
+      },
+      logsTruncated: o[1] !== 0n,
+      micros: Number(o[4]),
+      coldStart: o[6] !== 0n,
+    });
+  } catch (err) {
+    w.reject(err instanceof Error ? err : new Error(String(err)));
+  }
 }
 
 /**
- * Turns the engine's log records into lines. Records are raw writes: a line may span several and
- * one record may hold several lines; each line carries the time of the write that began it.
- *
- * The lines a write completes (all but the one it finishes and the one it leaves open) share its
- * time, so they stay together as one LogLine whose text holds them separated by "\n" (formatLogs
- * splits them): a 4 MiB write of "x\n" is three LogLines, not two million objects. The cost is
- * one pass over the records, no sort (each stream is already in time order; the two are merged),
- * and the loop gives way every few ms, as a flood of tiny writes is still 300k records.
+ * The engine's log records as lines (EngineOutcome.logs; the runner itself never makes these, see
+ * formatLogs). Records are raw writes: a line may span several and one record may hold several
+ * lines; each line carries the time of the write that began it. The lines a write completes (all
+ * but the one it finishes and the one it leaves open) share its time, so they stay together as
+ * one LogLine whose text holds them separated by "\n". The two streams are merged by time, ties in
+ * the order the lines were finished.
  */
-export async function parseLogs(buf: Buffer): Promise<LogLine[]> {
+export function parseLogs(buf: Buffer): LogLine[] {
   const STREAMS = ["stdout", "stderr"] as const;
-  // Per stream (0 stdout, 1 stderr): lines in time order, the order they were finished in (to
-  // break ties between streams as the writes did), and the line still open.
+  // Per stream (0 stdout, 1 stderr): lines in time order, the order they were finished in, and
+  // the line still open.
   const lines: [LogLine[], LogLine[]] = [[], []];
   const order: [number[], number[]] = [[], []];
   const open: [LogLine | undefined, LogLine | undefined] = [undefined, undefined];
@@ -221,16 +247,12 @@ export async function parseLogs(buf: Buffer): Promise<LogLine[]> {
     lines[s].push({ time, stream: STREAMS[s], text });
     order[s].push(seq++);
   };
-  const slicer = new Slicer();
-  let records = 0;
-  for (let off = 0; off + LOG_HEADER <= buf.length;) {
-    if ((++records & 63) === 0 && slicer.due()) await slicer.pause();
-    // ns since the epoch, read as two halves: a BigInt per record is most of the garbage of a flood.
+  for (let off = 0; off + LOG_RECORD_HEADER <= buf.length;) {
     const time = (buf.readUInt32LE(off + 4) * 0x1_0000_0000 + buf.readUInt32LE(off)) / 1e6;
     const len = buf.readUInt32LE(off + 8);
     const s = buf[off + 12] === 2 ? 1 : 0;
-    const text = buf.toString("utf8", off + LOG_HEADER, Math.min(buf.length, off + LOG_HEADER + len));
-    off += LOG_HEADER + len;
+    const text = buf.toString("utf8", off + LOG_RECORD_HEADER, Math.min(buf.length, off + LOG_RECORD_HEADER + len));
+    off += LOG_RECORD_HEADER + len;
     const pending = open[s];
     const first = text.indexOf("\n");
     if (first < 0) {
@@ -248,7 +270,6 @@ export async function parseLogs(buf: Buffer): Promise<LogLine[]> {
     const pending = open[s];
     if (pending) push(s, pending.time, pending.text);
   }
-  // Merged by time, ties in the order the lines were finished (what a stable sort gave).
   const [a, b] = lines;
   const merged: LogLine[] = [];
   let i = 0;

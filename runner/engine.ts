@@ -31,6 +31,13 @@ export type EngineStatus =
   | "oom" /* guest ran out of memory */
   | "internal"; /* the host could not run the guest */
 
+/**
+ * Bytes before each write's data in EngineOutcome.logRecords (mirrors VSP_LOG_HEADER in
+ * native/src/vespid_engine.h): u64 unix time in ns | u32 length | u8 stream (1 stdout, 2 stderr),
+ * little-endian.
+ */
+export const LOG_RECORD_HEADER = 13;
+
 export interface LogLine {
   /** Epoch ms at which the guest wrote it. */
   time: number;
@@ -44,7 +51,14 @@ export interface EngineOutcome {
   result?: string;
   /** Human-readable error for the other statuses. */
   error?: string;
-  logs: LogLine[];
+  /**
+   * The guest's output as the engine recorded it, one record per write, back to back (see
+   * LOG_RECORD_HEADER). The runner encodes these bytes straight to the record's JSON (formatLogs):
+   * a flood of tiny writes would otherwise be an object per write on the event loop's heap.
+   */
+  logRecords: Buffer;
+  /** The same output as lines, parsed from logRecords when first read (tests and tools). */
+  readonly logs: LogLine[];
   /** True when the logs were cut at the log limit. */
   logsTruncated: boolean;
   /** Wall time inside the engine, µs. */

@@ -12,6 +12,7 @@
 #   VESPID_KVM_EMULATED_TIMEOUT   seconds the VM may run, boot included (default 600); AVA's
 #                                 output so far is on the terminal already if it is cut
 #   VESPID_KVM_EMULATED_FILES     test files to run (default: the engine's conformance files)
+#   VESPID_STATE_FUZZ_SEEDS       attack calls of the state fuzz test in the VM (default 100)
 #   VESPID_KVM_EMULATED_MATCH     AVA --match pattern for the titles (default 'kvm › *': the kvm
 #                                 tier's tests, which engine-tiers.ts titles "kvm › …")
 # Exit status: the tests' (AVA's) inside the VM; 1 when the VM never got to report one.
@@ -21,7 +22,7 @@ checkout=$(realpath "$here/../..")
 cd "$checkout"
 
 limit=${VESPID_KVM_EMULATED_TIMEOUT:-600}
-files=${VESPID_KVM_EMULATED_FILES:-test/engine.test.ts test/engine-hostile.test.ts}
+files=${VESPID_KVM_EMULATED_FILES:-test/engine.test.ts test/engine-hostile.test.ts test/engine-state-fuzz.test.ts}
 match=${VESPID_KVM_EMULATED_MATCH:-kvm › *}
 data=$(realpath -m "${VESPID_DATA_DIR:-.vespid}")/kvm-emulated
 export DEBIAN_FRONTEND=noninteractive
@@ -68,6 +69,8 @@ quote() { # a value for job.env, sourced by busybox sh and dash: single quotes, 
   echo "VESPID_TEST_FILES=$(quote "$files")"
   echo "VESPID_TEST_MATCH=$(quote "$match")"
   echo "export CI=$(quote "${CI:-}") VESPID_LOG_LEVEL=$(quote "${VESPID_LOG_LEVEL:-}")"
+  # fewer seeds for the state fuzz test (test/engine-state-fuzz.test.ts): every call is emulated
+  echo "export VESPID_STATE_FUZZ_SEEDS=$(quote "${VESPID_STATE_FUZZ_SEEDS:-100}")"
 } >"$share/job.env"
 : >"$share/ava.log"
 console=$data/console.log

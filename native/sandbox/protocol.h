@@ -23,6 +23,14 @@
 /* Hypercall return value that tells the stub to reload the snapshot's registers (sandbox.c). */
 #define VSP_SANDBOX_RESTORE 0x5e57043e5e57043eull
 
+/*
+ * The signals the helper turns into a FAULT hypercall, as a mask of bits 1 << (signal - 1):
+ * SIGILL 4, SIGTRAP 5, SIGBUS 7, SIGFPE 8, SIGSEGV 11. Each one's handler runs with all of them
+ * blocked and never returns, so the sandbox's blocked mask holds them only after the kernel
+ * delivered one.
+ */
+#define VSP_SANDBOX_FAULT_SIGNALS ((1ull << 3) | (1ull << 4) | (1ull << 6) | (1ull << 7) | (1ull << 10))
+
 enum vsp_sandbox_mode {
 	VSP_SANDBOX_PROBE = 0,  /* set everything up short of seccomp, report, exit */
 	VSP_SANDBOX_BOOT = 1,   /* start the image at its entry point */

@@ -269,13 +269,20 @@ static void install_handlers(void)
 {
 	stack_t ss = { .ss_sp = (void *)(uintptr_t)VSP_GPA_PROC_ALT, .ss_size = VSP_PROC_ALT_SIZE, .ss_flags = 0 };
 	check("signal stack", sys(__NR_sigaltstack, &ss, 0, 0));
+	/*
+	 * SIGSYS leaves the mask as it is (SA_NODEFER, and its handler returns without rt_sigreturn).
+	 * A fault signal blocks every fault signal while its handler runs, and that handler never
+	 * returns: a fault signal is blocked only once the kernel has delivered one, which is how the
+	 * host tells a real FAULT hypercall from one the guest rings itself (sandbox.c).
+	 */
 	static const int sigs[] = { SIGSYS, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP };
+	const uint64_t faults = VSP_SANDBOX_FAULT_SIGNALS;
 	for (unsigned i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		struct kernel_sigaction sa = {
 			.handler = (void *)on_signal,
-			.flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER | 0x04000000 /* SA_RESTORER */,
+			.flags = SA_SIGINFO | SA_ONSTACK | 0x04000000 /* SA_RESTORER */ | (sigs[i] == SIGSYS ? SA_NODEFER : 0),
 			.restorer = (void *)vsp_no_restorer,
-			.mask = 0,
+			.mask = sigs[i] == SIGSYS ? 0 : faults,
 		};
 		check("signal handler", sys6(__NR_rt_sigaction, sigs[i], (long)&sa, 0, 8, 0, 0));
 	}

@@ -6,7 +6,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <asm/prctl.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "vm.h"
 
@@ -144,10 +147,17 @@ static void vsp_fault(struct vsp_vm *vm, struct vsp_call *call, uint64_t vec, ui
 		     what, (unsigned long long)addr, (unsigned long long)rip);
 }
 
+/* Nothing the made-up report says is quoted: an error message names only what the host saw. */
+void vsp_fault_forged(struct vsp_call *call)
+{
+	vsp_call_end(call, VSP_CRASH, "bad hypercall: the fault doorbell rung by the function itself");
+}
+
 /*
  * A fault report. In a virtine the exception stub left [vector, error code, rip, cs, rflags, rsp,
  * ss] on the IST stack; in a sandbox the helper's signal handler wrote vector, error code, rip and
- * address to the frame (what the guest writes there is only believed about itself).
+ * address to the frame, and sandbox.c has already checked that the kernel delivered a fault signal
+ * (after which only the helper's handler runs until this hypercall).
  */
 static void report_fault(struct vsp_vm *vm, struct vsp_call *call)
 {
@@ -164,7 +174,7 @@ static void report_fault(struct vsp_vm *vm, struct vsp_call *call)
 	}
 	/* Only the exception stubs, at CPL 0, ring this: a report rung from CPL 3 is made up. */
 	if (sregs.cs.selector & 3) {
-		vsp_call_end(call, VSP_CRASH, "bad hypercall: the fault doorbell rung by the function itself");
+		vsp_fault_forged(call);
 		return;
 	}
 	if (regs.rsp < VSP_GPA_IST_BASE || regs.rsp > VSP_GPA_IST_TOP - 7 * 8) {
@@ -231,6 +241,27 @@ void vsp_handle_exit(struct vsp_vm *vm, struct vsp_call *call)
 	}
 }
 
+/*
+ * kvm_pvm runs the guest in host user mode and switches neither DS, ES, FS nor GS selectors: the
+ * guest sees this thread's, and what it loads into them stays there, for whatever the thread runs
+ * next, a later call of any action included (test/engine-state-fuzz.test.ts found it). So before
+ * every entry they are null again: a plain load for DS and ES (ignored in 64-bit mode), and for
+ * FS and GS, rarely non-null (only after a guest loaded one), arch_prctl, which nulls the selector
+ * and keeps this thread's base. On VMX and SVM the VM has its own, and they are null here anyway.
+ */
+static void null_data_selectors(void)
+{
+	uint16_t ds, es, fs, gs;
+	__asm__ volatile("mov %%ds, %0; mov %%es, %1; mov %%fs, %2; mov %%gs, %3" : "=r"(ds), "=r"(es), "=r"(fs), "=r"(gs));
+	if (ds | es)
+		__asm__ volatile("mov %0, %%ds; mov %0, %%es" :: "r"(0));
+	unsigned long base;
+	if (fs && syscall(SYS_arch_prctl, ARCH_GET_FS, &base) == 0)
+		syscall(SYS_arch_prctl, ARCH_SET_FS, base);
+	if (gs && syscall(SYS_arch_prctl, ARCH_GET_GS, &base) == 0)
+		syscall(SYS_arch_prctl, ARCH_SET_GS, base);
+}
+
 void vsp_run_loop(struct vsp_vm *vm, struct vsp_call *call, volatile int *expired)
 {
 	struct kvm_run *run = vm->run;
@@ -240,6 +271,7 @@ void vsp_run_loop(struct vsp_vm *vm, struct vsp_call *call, volatile int *expire
 				     call->req->timeout_ms);
 			break;
 		}
+		null_data_selectors();
 		int r = ioctl(vm->vcpu_fd, KVM_RUN, 0);
 		vm->exits++;
 		if (r < 0) {

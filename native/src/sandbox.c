@@ -497,6 +497,7 @@ static int next_hypercall(struct vsp_vm *vm, uint64_t deadline_us, volatile int 
 			return -errno;
 		}
 		vm->sb.id = n.id;
+		vm->sb.tid = (pid_t)n.pid;
 		vm->sb.bell = n.data.args[0];
 		vm->sb.pending = true;
 		vm->exits++;
@@ -520,6 +521,65 @@ static void ended(struct vsp_vm *vm, struct vsp_call *call)
 	vsp_call_end(call, VSP_CRASH, "the function crashed: the sandbox ended unexpectedly");
 }
 
+/*
+ * Whether the FAULT hypercall just made comes from a fault signal the kernel delivered: 1 if so,
+ * 0 if the guest rang it itself, -errno if the thread's state could not be read. The helper's
+ * fault handlers run with every fault signal blocked and never return (shim.c), and the guest
+ * cannot unblock one (rt_sigprocmask and rt_sigreturn trap and are emulated), so such a signal is
+ * blocked only after the kernel delivered it; from then on only the handler runs until it rings
+ * FAULT with what the kernel wrote in the signal frame. What the guest writes to the frame's fault
+ * fields, or a call of the hypercall stub, cannot block a signal.
+ */
+static int fault_delivered(struct vsp_vm *vm)
+{
+	char path[64], text[4096];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)vm->sb.pid, (int)vm->sb.tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t len = 0;
+	for (;;) {
+		ssize_t n = read(fd, text + len, sizeof(text) - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int err = errno;
+			close(fd);
+			return -err;
+		}
+		len += (size_t)n;
+		if (n == 0 || len == sizeof(text) - 1)
+			break;
+	}
+	close(fd);
+	text[len] = 0;
+	const char *line = strstr(text, "\nSigBlk:");
+	unsigned long long blocked;
+	if (!line || sscanf(line, "\nSigBlk: %llx", &blocked) != 1)
+		return -EPROTO;
+	/* The thread still waits in this hypercall: the mask read is the one it rang FAULT with. */
+	if (ioctl(vm->sb.listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &vm->sb.id) < 0)
+		return -errno;
+	return (blocked & VSP_SANDBOX_FAULT_SIGNALS) != 0;
+}
+
+static void serve(struct vsp_vm *vm, struct vsp_call *call)
+{
+	if (vm->sb.bell == VSP_BELL_FAULT) {
+		int r = fault_delivered(vm);
+		if (r == 0) {
+			vsp_fault_forged(call);
+			return;
+		}
+		if (r < 0) {
+			vsp_call_end(call, VSP_CRASH, "the function crashed (its fault report could not be checked: %s)",
+				     strerror(-r));
+			return;
+		}
+	}
+	vsp_doorbell(vm, call, vm->sb.bell);
+}
+
 void vsp_sandbox_run_loop(struct vsp_vm *vm, struct vsp_call *call, volatile int *expired)
 {
 	while (!call->done) {
@@ -537,7 +597,7 @@ void vsp_sandbox_run_loop(struct vsp_vm *vm, struct vsp_call *call, volatile int
 			ended(vm, call);
 			break;
 		}
-		vsp_doorbell(vm, call, vm->sb.bell);
+		serve(vm, call);
 	}
 }
 

@@ -65,6 +65,7 @@ struct vsp_vm {
 		bool pending;          /* the guest waits in a hypercall, notification `id` */
 		uint64_t id;
 		uint64_t bell;         /* ... for this doorbell */
+		pid_t tid;             /* ... made by this thread (host PID namespace) */
 		uint64_t blocks;       /* memfd's st_blocks when its pages were last listed */
 	} sb;
 };
@@ -171,6 +172,8 @@ struct vsp_call {
 
 /* run.c: serves a doorbell rung by the guest (both tiers) */
 void vsp_doorbell(struct vsp_vm *vm, struct vsp_call *call, uint64_t offset);
+/* run.c: ends the call for a fault report that no CPU exception made (both tiers say it alike) */
+void vsp_fault_forged(struct vsp_call *call);
 /* engine.c: CLOCK_MONOTONIC in µs */
 uint64_t vsp_now_us(void);
 
