@@ -15,17 +15,22 @@ const DEFAULT_EMBEDDED_NATS_PORT = 4222;
 /** How long a clean shutdown may take before the process exits anyway (ms). */
 const SHUTDOWN_TIMEOUT_MS = 20_000;
 
-const MODES = ["all", "gateway", "scheduler", "runner"] as const;
+const MODES = ["all", "gateway", "scheduler", "runner", "triggers"] as const;
 type Mode = (typeof MODES)[number];
 
-const USAGE = `Usage: vespid [all|gateway|scheduler|runner] [options]
+const USAGE = `Usage: vespid [all|gateway|scheduler|runner|triggers] [options]
        vespid admin <command>   (namespaces, keys, limits: vespid admin --help)
+       vespid property|action|activation|trigger|rule|api|package|namespace <verb> …
+                                wsk's everyday verbs against a running platform (cli/;
+                                vespid action --help, …)
 
   all         (default) the whole platform in one process: an embedded nats-server unless
-              --nats or NATS_URL is given, the HTTP gateway, a scheduler and a runner
+              --nats or NATS_URL is given, the HTTP gateway, a scheduler, a runner and the
+              triggers component
   gateway     the HTTP API only
   scheduler   a scheduler only
   runner      a runner only
+  triggers    the triggers component only (trigger fires, rules, feeds)
 
 Options:
   --nats <url>        NATS server, e.g. nats://host:4222 (required except for all; env NATS_URL)
@@ -36,7 +41,7 @@ Options:
                       VESPID_ISOLATION)
   -h, --help          this text
 
-Other settings: VESPID_ACTIVATION_RETENTION, VESPID_NAMESPACE_CONCURRENT, VESPID_NAMESPACE_PER_MINUTE, VESPID_HOST, VESPID_RUNNER_CAPACITY, VESPID_POOL_MB, VESPID_LOG_LEVEL (see README.md).`;
+Other settings: VESPID_ACTIVATION_RETENTION, VESPID_NAMESPACE_CONCURRENT, VESPID_NAMESPACE_PER_MINUTE, VESPID_IDEMPOTENCY_WINDOW, VESPID_MAX_QUEUE, VESPID_MAX_BLOCKING_WAITS, VESPID_REPLICAS, VESPID_HOST, VESPID_RUNNER_CAPACITY, VESPID_POOL_MB, VESPID_LOG_LEVEL (see README.md).`;
 
 class UsageError extends Error {}
 
@@ -105,13 +110,14 @@ async function start(mode: Mode, config: Config, logger: Logger, closers: Closer
     if (!shuttingDown) fail(logger, closers, new Error(`the NATS connection closed${err ? `: ${err.message}` : ""}`));
   });
   // Every mode provisions, so components can be started in any order.
-  await provision(nc, { activationRetentionMs: config.activationRetentionMs });
+  await provision(nc, { activationRetentionMs: config.activationRetentionMs, idempotencyWindowMs: config.idempotencyWindowMs, replicas: config.replicas });
 
   const { gateway, runner } = await startComponents(mode, config, nc, logger, closers);
   logger.info({ mode, nats: natsUrl }, "vespid is ready");
   if (mode === "all" && gateway) printWelcome(config, natsUrl, embedded, gateway, runner);
   else if (gateway) console.log(`Vespid gateway listening on ${gateway.url}${gateway.apiKey ? `\n  API key  ${gateway.apiKey}` : ""}`);
   else if (runner) console.log(`Vespid runner ${runner.runnerId} serving ${natsUrl}, ${config.runnerCapacity} at a time, isolation ${runner.isolation}`);
+  else if (mode === "triggers") console.log(`Vespid triggers serving ${natsUrl}`);
   else console.log(`Vespid scheduler serving ${natsUrl}`);
 }
 
@@ -135,12 +141,17 @@ async function startComponents(mode: Mode, config: Config, nc: NatsConnection, l
   }
   if (mode === "all" || mode === "scheduler") {
     const { startScheduler } = await import("../scheduler/index.ts");
-    const scheduler = await startScheduler({ nc, logger });
+    const scheduler = await startScheduler({ nc, logger, maxRetries: config.maxRetries });
     closers.push({ name: "scheduler", close: scheduler.close });
+  }
+  if (mode === "all" || mode === "triggers") {
+    const { startTriggers } = await import("../triggers/index.ts");
+    const triggers = await startTriggers({ nc, logger, namespaceLimits: config.namespaceLimits });
+    closers.push({ name: "triggers", close: triggers.stop });
   }
   if (mode === "all" || mode === "gateway") {
     const { startGateway } = await import("../gateway/index.ts");
-    const gateway = await startGateway({ nc, port: config.port, host: config.host, dataDir: config.dataDir, logger, namespaceLimits: config.namespaceLimits });
+    const gateway = await startGateway({ nc, port: config.port, host: config.host, dataDir: config.dataDir, logger, namespaceLimits: config.namespaceLimits, maxQueue: config.maxQueue, maxBlockingWaits: config.maxBlockingWaits });
     closers.push({ name: "gateway", close: gateway.close });
     started.gateway = gateway;
   }
@@ -162,6 +173,7 @@ function printWelcome(config: Config, natsUrl: string, embedded: boolean, gatewa
     `  curl -u "$KEY" ${gateway.url}/api/v1/namespaces/_/actions`,
     "",
     `API docs: ${gateway.url}/docs`,
+    "Command line (wsk's verbs; uses this platform when run here): npx vespid action list, npx vespid --help",
     "Namespaces, keys and limits: node --import=tsx bin/vespid.ts admin --help",
     "",
     "Add a runner from another terminal:",
@@ -208,6 +220,12 @@ async function main(): Promise<void> {
   if (process.argv[2] === "admin") {
     const { runAdmin } = await import("../admin/cli.ts");
     process.exit(await runAdmin(process.argv.slice(3)));
+  }
+  // wsk's verbs (`vespid action create …`) are a client of a running platform too (cli/index.ts).
+  const { isUserCommand } = await import("../cli/commands.ts");
+  if (isUserCommand(process.argv.slice(2))) {
+    const { runCli } = await import("../cli/index.ts");
+    process.exit(await runCli(process.argv.slice(2)));
   }
   let commandLine;
   try {

@@ -119,7 +119,51 @@ export const FEEDS_BUCKET = "vespid_feeds";
  */
 export const ALARM_TICKS_BUCKET = "vespid_alarm_ticks";
 
+/**
+ * What the alarms service keeps per alarm registration, under `<namespace>.<trigger>` (no expiry,
+ * unlike the ticks): how often it fired (maxTriggers), its last tick (missed ticks), whether it
+ * finished (stopDate, maxTriggers, a `once` that fired).
+ */
+export const ALARM_STATE_BUCKET = "vespid_alarm_state";
+
 /** Key of a trigger, rule or feed registration: `<namespace>.<name>`, both encoded. */
 export const entityKey = (namespace: string, name: string): string => `${subjectToken(namespace)}.${subjectToken(name)}`;
 /** Key filter matching every entity of `namespace` in a bucket keyed by entityKey. */
 export const namespaceKeyFilter = (namespace: string): string => `${subjectToken(namespace)}.>`;
+
+/**
+ * API gateway routes (`wsk api create`): one API per namespace and base path, under
+ * `<namespace>.<base path>`, both encoded; every gateway watches the bucket to serve them.
+ */
+export const ROUTES_BUCKET = "vespid_routes";
+export const routeApiKey = (namespace: string, basePath: string): string => `${subjectToken(namespace)}.${subjectToken(basePath)}`;
+
+/*
+ * Dispatch leases (scheduler/lease-book.ts, runner/assignments.ts). A runner answers an assignment
+ * at once (AssignmentAck); how it ends comes as AssignmentNotice on the assigning scheduler's own
+ * subject, named in the assignment's DONE_TO_HEADER. Notices may be lost: the runner's heartbeats
+ * list every activation it holds, and that list is what the scheduler trusts.
+ */
+export const schedulerNoticeSubject = (schedulerId: string): string => `vespid.scheduler.${schedulerId}.notice`;
+/** NATS header of an assignment: the subject its AssignmentNotice messages go to. */
+export const DONE_TO_HEADER = "Vespid-Done-To";
+
+/**
+ * Invocations that used up their retries (VESPID_MAX_RETRIES system failures), one message per
+ * activation under `vespid.deadletter.<namespace>.<activationId>`; listed, read and replayed
+ * through `/api/v1/namespaces/{ns}/deadletters`.
+ */
+export const DEAD_LETTER_STREAM = "VESPID_DEADLETTERS";
+export const DEAD_LETTER_SUBJECT_PREFIX = "vespid.deadletter";
+export const deadLetterSubject = (namespace: string, activationId: string): string =>
+  `${DEAD_LETTER_SUBJECT_PREFIX}.${subjectToken(namespace)}.${activationId}`;
+export const deadLetterFilter = (namespace: string): string => `${DEAD_LETTER_SUBJECT_PREFIX}.${subjectToken(namespace)}.>`;
+
+/**
+ * Idempotency keys of invocations and fires (`Idempotency-Key` header), under
+ * `<namespace>.<sha256 of the key, hex>`: created only if absent, holding the activation id the
+ * first request queued, so a repeat through any gateway answers that activation. The bucket's max
+ * age is the window in which a key is remembered (VESPID_IDEMPOTENCY_WINDOW, default 24 h).
+ */
+export const IDEMPOTENCY_BUCKET = "vespid_idempotency";
+export const idempotencyKey = (namespace: string, keyHash: string): string => `${subjectToken(namespace)}.${keyHash}`;

@@ -86,13 +86,26 @@ export const ActionLimits = z.object({
 });
 export type ActionLimits = z.infer<typeof ActionLimits>;
 
+/** OpenWhisk's `exec.main`: a function name (a dotted path into the exports), `file.fn` in a zip. */
+export const ActionMain = z
+  .string()
+  .min(1)
+  .max(256)
+  .regex(/^[A-Za-z0-9_$@/-]+(\.[A-Za-z_$][\w$]*)*$/, "must name a function, e.g. main or handler (in a zip also file.function, e.g. lib/app.handler)");
+
 /** What a user sends in `PUT .../actions/{name}`. */
 export const CodeExec = z
   .object({
     kind: CodeKind,
-    code: z.string().min(1, "code must not be empty").max(4 * 1024 * 1024),
-    /** OpenWhisk clients send `binary: false` for source code; binaries are not supported. */
-    binary: z.literal(false).optional(),
+    /** Empty code is accepted, as OpenWhisk does; invoking it is OpenWhisk's "Missing main/no code to execute." */
+    code: z.string().max(4 * 1024 * 1024),
+    /**
+     * `true`: the code is a base64 zip (a JS action with several files and node_modules). Absent:
+     * OpenWhisk's guess, binary when the code starts with "UE" (base64 of a zip's "PK").
+     */
+    binary: z.boolean().optional(),
+    /** The function to call (default `main`); in a zip also `file.function`, as OpenWhisk reads it. */
+    main: ActionMain.optional(),
   })
   .strict();
 /** A fully qualified action name as OpenWhisk writes components: `/ns/action` or `/ns/pkg/action`. */
@@ -121,14 +134,26 @@ export const ActionPut = z
   .strict();
 export type ActionPut = z.infer<typeof ActionPut>;
 
+/**
+ * System actions the platform runs itself, in the runner's process instead of a guest: the feed
+ * actions of `whisk.system` (catalog/feeds/), which must reach NATS and guests cannot. Only the
+ * catalog installs them; a PUT can never name one (CodeKind does not include them).
+ */
+export const BuiltinKind = z.enum(["builtin:alarm", "builtin:once", "builtin:interval", "builtin:nats"]);
+export type BuiltinKind = z.infer<typeof BuiltinKind>;
+/** The `isolation` annotation of a builtin action's records: no guest ran it, the platform did. */
+export const PLATFORM_ISOLATION = "platform";
+
 /** An action as stored in ACTIONS_BUCKET and returned by the API. */
 export const Action = z.object({
   namespace: z.string(),
   name: z.string(),
   version: z.string(),
   exec: z.union([
-    z.object({ kind: CodeKind, code: z.string(), binary: z.boolean().default(false) }),
+    z.object({ kind: CodeKind, code: z.string(), binary: z.boolean().default(false), main: z.string().optional() }),
     z.object({ kind: z.literal("sequence"), components: z.array(z.string()) }),
+    // `code` says, for people reading the action, which host module runs it.
+    z.object({ kind: BuiltinKind, code: z.string(), binary: z.boolean().default(false) }),
   ]),
   limits: z.object({ timeout: z.number().int(), memory: z.number().int(), logs: z.number().int().default(10) }),
   /** Default parameters; invoke parameters override them. */
@@ -184,6 +209,12 @@ export const InvocationEvent = z.object({
     )
     .max(50)
     .optional(),
+  /**
+   * Set by the scheduler on an assignment, never by publishers: JetStream delivered this event
+   * before (delivery count > 1), so an earlier delivery may have run it. The runner then looks for
+   * its record first and, finding one, answers with it instead of running the call again.
+   */
+  redelivered: z.boolean().optional(),
 });
 export type InvocationEvent = z.infer<typeof InvocationEvent>;
 
@@ -253,11 +284,22 @@ export type Package = z.infer<typeof Package>;
 /** Sent by each runner on RUNNER_HEARTBEAT_SUBJECT. */
 export const RunnerHeartbeat = z.object({
   runnerId: z.string().regex(/^[A-Za-z0-9_-]+$/),
-  /** Invocations the runner will run at once. */
-  capacity: z.number().int().positive(),
-  /** Invocations it is running now. */
+  /** Invocations the runner will run at once; 0 while it is unhealthy or shutting down. */
+  capacity: z.number().int().nonnegative(),
+  /** Invocations whose engine run is under way now (recording a finished one holds no slot). */
   inflight: z.number().int().nonnegative(),
   at: z.number().int(),
+  /**
+   * Counts this runner's heartbeats: an activation missing from a heartbeat later than the one an
+   * assignment was accepted at (AssignmentAck.seq) is no longer held by the runner.
+   */
+  seq: z.number().int().nonnegative().optional(),
+  /** Every activation the runner holds (running or being recorded): the leases schedulers check. */
+  activations: z.array(z.string()).optional(),
+  /** Why the runner takes no work (its engine failed to start, or keeps failing); absent when healthy. */
+  unhealthy: z.string().optional(),
+  /** The runner is shutting down: it takes no more work and finishes or hands back what it holds. */
+  closing: z.boolean().optional(),
   /** The tier its invocations run on; absent from runners older than tiers, which ran virtines only. */
   isolation: Isolation.optional(),
   /** The engine's snapshot pool since the runner started, for operators (runner/engine.ts EngineStats). */
@@ -277,8 +319,55 @@ export const AssignmentReply = z.discriminatedUnion("ok", [
 ]);
 export type AssignmentReply = z.infer<typeof AssignmentReply>;
 
+/**
+ * A runner's immediate answer to an assignment. `seq`: its heartbeat count when it took the work.
+ * A refusal with `retry` (full, unhealthy, shutting down) costs the event nothing: it is placed again.
+ */
+export const AssignmentAck = z.discriminatedUnion("accepted", [
+  z.object({ accepted: z.literal(true), seq: z.number().int().nonnegative() }),
+  z.object({ accepted: z.literal(false), error: z.string(), retry: z.boolean() }),
+]);
+export type AssignmentAck = z.infer<typeof AssignmentAck>;
+
+/**
+ * What a runner tells the assigning scheduler (fire and forget): `ran` once the engine is done (the
+ * slot is free while the record is written), `ended` once the activation is recorded (`ok`) or
+ * could not be (`retry`: a system failure, the event is retried), or handed back at shutdown.
+ */
+export const AssignmentNotice = z.object({
+  runnerId: z.string(),
+  activationId: ActivationId,
+  phase: z.enum(["ran", "ended"]),
+  ok: z.boolean().optional(),
+  retry: z.boolean().optional(),
+  error: z.string().optional(),
+});
+export type AssignmentNotice = z.infer<typeof AssignmentNotice>;
+
+/** A dead letter (DEAD_LETTER_STREAM): an invocation that failed on the platform's side too often. */
+export const DeadLetter = z.object({
+  activationId: ActivationId,
+  namespace: z.string(),
+  name: z.string(),
+  /** The last system failure. */
+  reason: z.string(),
+  /** Deliveries it had. */
+  attempts: z.number().int().nonnegative(),
+  /** Epoch ms it was given up on. */
+  failedAt: z.number().int(),
+  /** The event as published (replay publishes it again under a new activation id). */
+  event: InvocationEvent,
+});
+export type DeadLetter = z.infer<typeof DeadLetter>;
+
 /** Asks a runner to compile/check code before the gateway stores an action. */
-export const BuildRequest = z.object({ kind: ActionKind, code: z.string() });
+export const BuildRequest = z.object({
+  kind: ActionKind,
+  code: z.string(),
+  /** JS only: the code is a base64 zip, and the function to call (exec.binary, exec.main). */
+  binary: z.boolean().optional(),
+  main: z.string().optional(),
+});
 export type BuildRequest = z.infer<typeof BuildRequest>;
 export const BuildReply = z.discriminatedUnion("ok", [
   z.object({ ok: z.literal(true), codeHash: z.string() }),
@@ -410,3 +499,118 @@ export const FeedRegistration = z.object({
   updated: z.number().int(),
 });
 export type FeedRegistration = z.infer<typeof FeedRegistration>;
+
+/**
+ * Fields OpenWhisk clients send back in a trigger's or rule's PUT body on update (they echo what
+ * GET returned); they must match the path, so they are accepted and ignored.
+ */
+const EchoedEntityFields = {
+  namespace: z.string().optional(),
+  name: z.string().optional(),
+  version: z.string().optional(),
+};
+
+/** What every stored trigger and rule starts with: its namespace, name, semver and whether it is shared. */
+const StoredEntityHead = {
+  namespace: z.string(),
+  name: z.string(),
+  version: z.string(),
+  publish: z.boolean(),
+};
+
+/** What a user sends in `PUT …/triggers/{name}`; OpenWhisk clients echo namespace/name/version/rules back. */
+export const TriggerPut = z
+  .object({
+    parameters: KeyValues.optional(),
+    annotations: KeyValues.optional(),
+    /** OpenWhisk's trigger limits have no fields: `{}`. */
+    limits: z.object({}).strict().optional(),
+    publish: z.boolean().optional(),
+    ...EchoedEntityFields,
+    rules: z.unknown().optional(),
+    updated: z.unknown().optional(),
+  })
+  .strict();
+export type TriggerPut = z.infer<typeof TriggerPut>;
+
+/** A trigger as stored in TRIGGERS_BUCKET under entityKey(namespace, name). */
+export const Trigger = z.object({
+  ...StoredEntityHead,
+  /** Default parameters of its fires: the fire's payload overrides them. */
+  parameters: z.array(KeyValue),
+  annotations: z.array(KeyValue),
+  updated: z.number().int(),
+});
+export type Trigger = z.infer<typeof Trigger>;
+
+export const RuleStatus = z.enum(["active", "inactive"]);
+export type RuleStatus = z.infer<typeof RuleStatus>;
+
+/** What a user sends in `PUT …/rules/{name}`: names as `/ns/trigger`, `/ns/[pkg/]action` (`_`: the caller's) or relative. */
+export const RulePut = z
+  .object({
+    trigger: z.string().min(1).max(1024).optional(),
+    action: z.string().min(1).max(1024).optional(),
+    annotations: KeyValues.optional(),
+    publish: z.boolean().optional(),
+    ...EchoedEntityFields,
+    status: z.unknown().optional(),
+    updated: z.unknown().optional(),
+  })
+  .strict();
+export type RulePut = z.infer<typeof RulePut>;
+
+/** A rule as stored in RULES_BUCKET under entityKey(namespace, name); trigger and action fully qualified. */
+export const Rule = z.object({
+  ...StoredEntityHead,
+  annotations: z.array(KeyValue),
+  /** `/ns/trigger`: always the rule's own namespace. */
+  trigger: z.string(),
+  /** `/ns/action` or `/ns/pkg/action` (another namespace's only inside a published package). */
+  action: z.string(),
+  status: RuleStatus,
+  updated: z.number().int(),
+});
+export type Rule = z.infer<typeof Rule>;
+
+/**
+ * First tokens of subjects a NATS feed may never listen on: Vespid's own traffic (invocation
+ * parameters, results, fires of every namespace), the JetStream, KV and system APIs, and reply
+ * inboxes. A subject whose first token is a wildcard could reach them too, so only the single
+ * token `*` is allowed as a leading wildcard.
+ */
+const RESERVED_FIRST_TOKENS = new Set(["vespid", "_INBOX"]);
+
+/** Why `subject` is no subject a NATS feed may listen on, or undefined when it is fine. */
+export function natsFeedSubjectIssue(subject: string): string | undefined {
+  if (/\s/.test(subject)) return "must not contain whitespace";
+  const tokens = subject.split(".");
+  if (tokens.some((t) => t === "")) return "must be dot-separated tokens, none empty";
+  for (const [i, t] of tokens.entries()) {
+    if ((t.includes("*") || t.includes(">")) && t !== "*" && t !== ">") return `wildcards * and > must be whole tokens (token "${t}")`;
+    if (t === ">" && i !== tokens.length - 1) return "> may only be the last token";
+  }
+  const first = tokens[0]!;
+  if (first === ">" || (first === "*" && tokens.length > 1)) return "must start with a literal token: a leading wildcard would reach Vespid's and NATS's own subjects";
+  if (RESERVED_FIRST_TOKENS.has(first) || first.startsWith("$")) return `subjects under ${first}. are reserved (vespid.>, $JS.>, $KV.>, $SYS.>, _INBOX.> and every $…)`;
+  return undefined;
+}
+
+/** Stream and consumer names: what JetStream allows, without `.`, wildcards, whitespace or slashes. */
+const JetStreamName = z.string().min(1).max(128).regex(/^[^\s.*>/\\]+$/, "must not contain whitespace, ., *, >, / or \\");
+
+/**
+ * Parameters of the feed `/whisk.system/nats/subscribe` (FeedRegistration.params of kind `nats`):
+ * `subject` (wildcards allowed), and to read a JetStream stream instead of core NATS, `stream`
+ * (an existing stream holding the subject) and optionally `durable` (the consumer's name; by
+ * default one derived from the trigger).
+ */
+export const NatsFeedParams = z.object({
+  subject: z.string().min(1).max(256).superRefine((s, ctx) => {
+    const issue = natsFeedSubjectIssue(s);
+    if (issue) ctx.addIssue({ code: "custom", message: issue });
+  }),
+  stream: JetStreamName.refine((s) => !/^(VESPID_|KV_|OBJ_)/.test(s), "streams VESPID_*, KV_* and OBJ_* are Vespid's and NATS's own").optional(),
+  durable: JetStreamName.optional(),
+}).refine((p) => p.durable === undefined || p.stream !== undefined, { message: "durable needs a stream", path: ["durable"] });
+export type NatsFeedParams = z.infer<typeof NatsFeedParams>;

@@ -6,7 +6,12 @@ export function actionView(action: Action, options: { code?: boolean } = {}) {
   const exec =
     action.exec.kind === "sequence"
       ? { kind: "sequence", components: action.exec.components }
-      : { kind: action.exec.kind, ...(options.code !== false && { code: action.exec.code }), binary: false };
+      : {
+        kind: action.exec.kind,
+        ...(options.code !== false && { code: action.exec.code }),
+        binary: action.exec.binary,
+        ...("main" in action.exec && action.exec.main !== undefined && { main: action.exec.main }),
+      };
   return { ...actionSummaryView(action), exec, parameters: action.parameters };
 }
 
@@ -18,7 +23,7 @@ export function actionSummaryView(action: Action) {
     name: slash < 0 ? action.name : action.name.slice(slash + 1),
     version: action.version,
     publish: action.publish,
-    exec: { kind: action.exec.kind, binary: false },
+    exec: { kind: action.exec.kind, binary: action.exec.kind !== "sequence" && action.exec.binary },
     limits: action.limits,
     annotations: action.annotations,
     updated: action.updated,

@@ -1,8 +1,12 @@
 // Turns an Authorization header into the caller's namespace. scrypt takes tens of milliseconds by
-// design, so a verified header is remembered for a short while (keyed by its sha256, never the key).
+// design, so a verified header is remembered for a short while (keyed by its sha256, never the key),
+// and a burst of requests with one header that is not remembered runs a single verification that
+// they all wait for (singleflight): 50 concurrent calls after the cache expired cost one scrypt,
+// not 50. A failed verification is shared only by the requests that arrived while it ran; it is
+// not remembered after.
 import { createHash } from "node:crypto";
 import type { KV } from "@nats-io/kv";
-import { parseApiKey, verifyApiKey } from "./keys.ts";
+import { parseApiKey, verifyApiKey, type ApiKey } from "./keys.ts";
 
 /** The namespace the header's credentials belong to, or undefined when they are missing or wrong. */
 export type Authenticate = (authorization: string | undefined) => Promise<string | undefined>;
@@ -12,6 +16,8 @@ export interface AuthenticatorOptions {
   cacheTtlMs: number;
   /** Entries kept at most; the oldest go first. */
   cacheMaxEntries: number;
+  /** Checks a key against the bucket (default: keys.ts `verifyApiKey`, scrypt). */
+  verify?: (kv: KV, apiKey: ApiKey) => Promise<string | undefined>;
 }
 
 export const defaultAuthenticatorOptions = (): AuthenticatorOptions => ({
@@ -22,6 +28,25 @@ export const defaultAuthenticatorOptions = (): AuthenticatorOptions => ({
 export function createAuthenticator(kv: KV, options = defaultAuthenticatorOptions()): Authenticate {
   // Map iteration order is insertion order, which makes the first entry the oldest.
   const verified = new Map<string, { namespace: string; expires: number }>();
+  // Verifications running now, by header digest; an entry lives exactly as long as its promise.
+  const verifying = new Map<string, Promise<string | undefined>>();
+  const verify = options.verify ?? verifyApiKey;
+
+  const verifyOnce = (digest: string, apiKey: ApiKey): Promise<string | undefined> => {
+    let running = verifying.get(digest);
+    if (running) return running;
+    running = verify(kv, apiKey)
+      .then((namespace) => {
+        if (namespace !== undefined) {
+          if (verified.size >= options.cacheMaxEntries) verified.delete(verified.keys().next().value!);
+          verified.set(digest, { namespace, expires: Date.now() + options.cacheTtlMs });
+        }
+        return namespace;
+      })
+      .finally(() => verifying.delete(digest));
+    verifying.set(digest, running);
+    return running;
+  };
 
   return async function authenticate(authorization) {
     if (authorization === undefined) return undefined;
@@ -32,11 +57,7 @@ export function createAuthenticator(kv: KV, options = defaultAuthenticatorOption
     if (cached && cached.expires > Date.now()) return cached.namespace;
     verified.delete(digest);
 
-    const namespace = await verifyApiKey(kv, apiKey);
-    if (namespace === undefined) return undefined;
-    if (verified.size >= options.cacheMaxEntries) verified.delete(verified.keys().next().value!);
-    verified.set(digest, { namespace, expires: Date.now() + options.cacheTtlMs });
-    return namespace;
+    return verifyOnce(digest, apiKey);
   };
 }
 

@@ -22,6 +22,12 @@ export const Messages = {
 } as const;
 
 /**
+ * Retry-After (s) on a 503 that names no wait of its own: every 503 the gateway sends carries one,
+ * so clients back off instead of hammering a platform that is reconnecting.
+ */
+export const DEFAULT_RETRY_AFTER_S = 1;
+
+/**
  * NATS failures that say "not now" rather than "broken": a request that timed out, nobody
  * answering, a connection being re-established, JetStream shedding load. They become 503 with
  * Retry-After, which clients retry, instead of a 500.
@@ -70,11 +76,14 @@ export function errorHandler(logger: Logger): ErrorHandler<GatewayEnv> {
     if (err instanceof HTTPException) {
       const headers = err instanceof ApiError ? err.headers : {};
       for (const [name, value] of Object.entries(headers)) c.header(name, value);
+      if (err.status === 503 && !Object.keys(headers).some((name) => name.toLowerCase() === "retry-after")) {
+        c.header("Retry-After", String(DEFAULT_RETRY_AFTER_S));
+      }
       return c.json({ error: err.message, code }, err.status);
     }
     if (isTransientNatsError(err)) {
       logger.warn({ err, code, method: c.req.method, path: c.req.path }, "NATS unavailable for a request");
-      c.header("Retry-After", "1");
+      c.header("Retry-After", String(DEFAULT_RETRY_AFTER_S));
       return c.json({ error: Messages.unavailable, code }, 503);
     }
     logger.error({ err, code, method: c.req.method, path: c.req.path }, "unexpected error");

@@ -18,6 +18,10 @@ export interface GatewayOptions {
   blockingWaitMs?: number;
   /** Limits of namespaces the admin set none for (default: gateway/limits.ts DEFAULT_NAMESPACE_LIMITS). */
   namespaceLimits?: NamespaceLimits;
+  /** Pending invocations beyond which invocations are refused with 503 (VESPID_MAX_QUEUE). */
+  maxQueue?: number;
+  /** Blocking callers waited for at once (VESPID_MAX_BLOCKING_WAITS). */
+  maxBlockingWaits?: number;
 }
 
 export interface Gateway {
@@ -30,7 +34,7 @@ export interface Gateway {
 
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const logger = opts.logger.child({ component: "gateway" });
-  const services = await openGatewayServices({ nc: opts.nc, dataDir: opts.dataDir, logger, blockingWaitMs: opts.blockingWaitMs, namespaceLimits: opts.namespaceLimits });
+  const services = await openGatewayServices({ nc: opts.nc, dataDir: opts.dataDir, logger, blockingWaitMs: opts.blockingWaitMs, namespaceLimits: opts.namespaceLimits, maxQueue: opts.maxQueue, maxBlockingWaits: opts.maxBlockingWaits });
   const app = createApp(services.deps);
   let http;
   try {

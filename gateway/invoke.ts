@@ -4,6 +4,7 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import { invokeSubject, jsonTextTooDeepAt, MAX_JSON_DEPTH, type Activation, type InvocationEvent } from "../contracts/index.ts";
 import { ApiError } from "./errors.ts";
+import type { JetStreamStatus } from "./jetstream-status.ts";
 import { INFLIGHT_LEASE_MS, type NamespaceLimiter } from "./limits.ts";
 import type { ResultInbox } from "./result-inbox.ts";
 
@@ -18,6 +19,11 @@ export interface InvocationRequest {
   binding?: InvocationEvent["binding"];
   /** The weakest tier that may run it; absent: any runner. */
   isolation?: InvocationEvent["isolation"];
+  /**
+   * The activation id to use instead of a new random one: a trigger's rules derive theirs from
+   * the fire, so a redelivered fire queues the same ids and JetStream drops the repeats.
+   */
+  activationId?: string;
 }
 
 export interface InvocationOutcome {
@@ -26,10 +32,51 @@ export interface InvocationOutcome {
   activation?: Activation;
 }
 
+export interface InvokeOptions {
+  /** Wait up to this long for the activation (a blocking call); absent: answer once queued. */
+  waitMs?: number;
+  /**
+   * Called once the invocation is queued, before the wait: the id is known and will be recorded.
+   * `replayed`: the id is an earlier request's (a repeated idempotency key).
+   */
+  onQueued?: (activationId: string, replayed?: boolean) => void;
+}
+
 export interface Invoker {
   /** Queues the invocation; with `waitMs`, also waits up to that long for its activation. */
-  invoke(request: InvocationRequest, options: { waitMs?: number }): Promise<InvocationOutcome>;
+  invoke(request: InvocationRequest, options: InvokeOptions): Promise<InvocationOutcome>;
+  /**
+   * Publishes an invocation whose activation id was handed out before (a repeated idempotency
+   * key whose first request may not have reached the queue). Within the stream's duplicate
+   * window JetStream stores a given id once, so this never queues a second run of an invocation
+   * that was stored. Not counted against the limits: it is the first request's call. True when
+   * JetStream already had it.
+   */
+  requeue(request: InvocationRequest & { activationId: string }): Promise<boolean>;
 }
+
+/**
+ * The publish itself failed: JetStream may or may not have stored the invocation (an ack lost in a
+ * timeout). An idempotency key keeps its activation id then, so a retry republishes that same id
+ * (stored once by the duplicate window) instead of a new one (possibly a second run).
+ */
+export class MaybeQueuedError extends ApiError {
+  override name = "MaybeQueuedError";
+}
+
+export interface InvokerOptions {
+  /** JetStream's state as last checked: refuse at once (503) instead of a publish that would hang. */
+  status?: JetStreamStatus;
+  /** Blocking callers this invoker keeps waiting at once; more get 503 (bounds memory). */
+  maxBlockingWaits?: number;
+}
+
+/**
+ * How long a publish may wait for JetStream's ack, ms. JetStream's state is checked before (a
+ * disconnect or a known outage is refused without trying); this bounds the rest, e.g. a leader
+ * lost mid-publish, well under the client's default of 5 s.
+ */
+export const PUBLISH_TIMEOUT_MS = 2_000;
 
 export const newActivationId = (): string => randomBytes(16).toString("hex");
 
@@ -40,12 +87,40 @@ const HEADER_ROOM = 1024;
  * `maxPayload` is the NATS server's largest message: the event is measured against it here, so an
  * invocation too big to queue is the caller's 413 naming the bound, not a 503 blaming the queue.
  */
-export function createInvoker(js: JetStreamClient, inbox: ResultInbox, logger: Logger, limiter?: NamespaceLimiter, maxPayload?: () => number): Invoker {
+export function createInvoker(js: JetStreamClient, inbox: ResultInbox, logger: Logger, limiter?: NamespaceLimiter, maxPayload?: () => number, options: InvokerOptions = {}): Invoker {
+  const { status, maxBlockingWaits = Infinity } = options;
+  /** Refuses fast, before anything is counted or published, when the queue cannot take it. */
+  const checkQueue = () => {
+    const refusal = status?.refusal();
+    if (refusal) throw new ApiError(refusal.status, refusal.reason, { "Retry-After": String(refusal.retryAfter) });
+  };
+  const publish = async (subject: string, payload: Uint8Array, activationId: string) => {
+    try {
+      // The activation id doubles as the message id: a retried publish is stored only once.
+      const ack = await js.publish(subject, payload, { msgID: activationId, timeout: PUBLISH_TIMEOUT_MS });
+      status?.noteQueued();
+      return ack.duplicate;
+    } catch (err) {
+      status?.noteFailure();
+      logger.warn({ err, activationId }, "could not queue an invocation");
+      throw new MaybeQueuedError(503, "the invocation could not be queued; try again later", { "Retry-After": "1" }, { cause: err });
+    }
+  };
   return {
-    async invoke(request, { waitMs }) {
+    async requeue(request) {
+      checkQueue();
+      const event: InvocationEvent = { ...request, published: Date.now() };
+      return publish(invokeSubject(request.namespace), new TextEncoder().encode(serialise(event)), request.activationId);
+    },
+
+    async invoke(request, { waitMs, onQueued }) {
+      checkQueue();
+      if (waitMs !== undefined && inbox.waitingCount >= maxBlockingWaits) {
+        throw new ApiError(503, `this gateway already waits for ${inbox.waitingCount} blocking invocations, its limit; try again shortly, or invoke without blocking and poll`, { "Retry-After": "1" });
+      }
       const admission = limiter?.admit(request.namespace);
       if (admission && !admission.ok) throw new ApiError(429, admission.reason, { "Retry-After": String(admission.retryAfter) });
-      const activationId = newActivationId();
+      const activationId = request.activationId ?? newActivationId();
       const pending = waitMs === undefined ? undefined : inbox.expect(activationId, waitMs);
       // The limits count running invocations, so the gateway hears of every end, not only the
       // blocking callers': the runner (or the scheduler giving up) sends each record to replyTo.
@@ -73,13 +148,12 @@ export function createInvoker(js: JetStreamClient, inbox: ResultInbox, logger: L
         throw err;
       }
       try {
-        // The activation id doubles as the message id: a retried publish is stored only once.
-        await js.publish(invokeSubject(request.namespace), payload, { msgID: activationId });
+        await publish(invokeSubject(request.namespace), payload, activationId);
       } catch (err) {
         abandon();
-        logger.warn({ err, activationId }, "could not queue an invocation");
-        throw new ApiError(503, "the invocation could not be queued; try again later", {}, { cause: err });
+        throw err;
       }
+      onQueued?.(activationId);
       return { activationId, activation: await pending?.result };
     },
   };

@@ -26,12 +26,27 @@ export class ResultInbox {
     this.subscription = nc.subscribe(`${RESULT_SUBJECT_PREFIX}.${gatewayId}.>`, {
       callback: (err, msg) => {
         if (err) return this.logger.error({ err }, "result subscription failed");
-        const parsed = decodeMessage(Activation, msg.data);
-        if (!parsed.success) return this.logger.warn({ subject: msg.subject }, "ignoring a malformed result");
-        this.waiting.get(parsed.data.activationId)?.(parsed.data);
-        this.finished(parsed.data.activationId);
+        // The subject names the activation. Records come back for every admitted call (the
+        // namespace limits' release), and parsing one with a flood of log lines takes tens of ms
+        // on the event loop: only a blocking caller's record is parsed.
+        const activationId = msg.subject.slice(msg.subject.lastIndexOf(".") + 1);
+        const waiter = this.waiting.get(activationId);
+        if (waiter) {
+          const parsed = decodeMessage(Activation, msg.data);
+          if (!parsed.success || parsed.data.activationId !== activationId) {
+            this.logger.warn({ subject: msg.subject }, "ignoring a malformed result");
+            return;
+          }
+          waiter(parsed.data);
+        }
+        this.finished(activationId);
       },
     });
+  }
+
+  /** Blocking callers waiting right now (the invoker bounds them). */
+  get waitingCount(): number {
+    return this.waiting.size;
   }
 
   replySubject(activationId: string): string {

@@ -10,6 +10,8 @@ export interface LiveRunner {
   isolation: Isolation;
   capacity: number;
   inflight: number;
+  /** Why it takes no work (its engine cannot run anything), when it says so. */
+  unhealthy?: string;
 }
 
 export interface RunnerRoster {
@@ -25,9 +27,10 @@ export function watchRunners(nc: NatsConnection, logger: Logger, now: () => numb
       if (err) return logger.warn({ err }, "runner heartbeat subscription failed");
       const beat = decodeMessage(RunnerHeartbeat, msg.data);
       if (!beat.success) return;
-      const { runnerId, capacity, inflight } = beat.data;
+      const { runnerId, capacity, inflight, unhealthy } = beat.data;
       // A heartbeat without a tier comes from a runner older than tiers: those ran virtines only.
-      seen.set(runnerId, { runner: { runnerId, isolation: beat.data.isolation ?? "kvm", capacity, inflight }, at: now() });
+      const runner: LiveRunner = { runnerId, isolation: beat.data.isolation ?? "kvm", capacity, inflight, ...(unhealthy && { unhealthy }) };
+      seen.set(runnerId, { runner, at: now() });
     },
   });
   return {

@@ -4,13 +4,19 @@ import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { ACTION_VERSIONS_BUCKET, ACTIONS_BUCKET, ACTIVATIONS_BUCKET, AUTH_BUCKET, LIMIT_COUNTS_BUCKET, NAMESPACES_BUCKET, PACKAGES_BUCKET, type NamespaceLimits } from "../contracts/index.ts";
+import { IDEMPOTENCY_BUCKET } from "../contracts/index.ts";
+import { DEFAULT_MAX_BLOCKING_WAITS, DEFAULT_MAX_QUEUE } from "../infra/config.ts";
+import { IdempotencyStore } from "./idempotency.ts";
+import { JetStreamStatus } from "./jetstream-status.ts";
+import { ACTION_VERSIONS_BUCKET, ACTIONS_BUCKET, ACTIVATIONS_BUCKET, AUTH_BUCKET, LIMIT_COUNTS_BUCKET, NAMESPACES_BUCKET, PACKAGES_BUCKET, ROUTES_BUCKET, type NamespaceLimits } from "../contracts/index.ts";
 import { ActionStore } from "./action-store.ts";
+import { RouteStore } from "./api-gateway/store.ts";
 import { ActivationStore } from "./activation-store.ts";
 import type { GatewayDeps } from "./app.ts";
 import { createAuthenticator } from "./authenticator.ts";
 import { createBuilder } from "./build.ts";
 import { Admin } from "../admin/namespaces.ts";
+import { installCatalog } from "../catalog/install.ts";
 import { DEFAULT_NAMESPACE, ensureDefaultApiKey } from "./default-key.ts";
 import { DEFAULT_NAMESPACE_LIMITS, NamespaceLimiter } from "./limits.ts";
 import { createInvoker } from "./invoke.ts";
@@ -18,6 +24,7 @@ import { PackageStore } from "./package-store.ts";
 import { watchRunners } from "./runners.ts";
 import { ResultInbox } from "./result-inbox.ts";
 import { VersionStore } from "./version-store.ts";
+import { openEventEntities } from "../triggers/entities.ts";
 
 /** OpenWhisk's blocking invocations wait this long before answering 202 with the id, ms. */
 export const DEFAULT_BLOCKING_WAIT_MS = 60_000;
@@ -29,6 +36,10 @@ export interface GatewayServicesOptions {
   blockingWaitMs?: number;
   /** Limits of namespaces the admin set none for (gateway/limits.ts DEFAULT_NAMESPACE_LIMITS). */
   namespaceLimits?: NamespaceLimits;
+  /** Pending invocations beyond which this gateway refuses more (503); infra/config.ts DEFAULT_MAX_QUEUE. */
+  maxQueue?: number;
+  /** Blocking callers this gateway waits for at once; infra/config.ts DEFAULT_MAX_BLOCKING_WAITS. */
+  maxBlockingWaits?: number;
 }
 
 export interface GatewayServices {
@@ -50,6 +61,8 @@ export async function openGatewayServices(opts: GatewayServicesOptions): Promise
   ]);
   const apiKey = await ensureDefaultApiKey(authKv, dataDir, logger);
   await (await Admin.open(nc)).ensureNamespace(DEFAULT_NAMESPACE);
+  // whisk.system and its published packages (utils, alarms, nats): stored or brought up to date.
+  await installCatalog(nc, logger);
   // Names this gateway's result subjects; only [A-Za-z0-9_-] so it is a single subject token.
   const gatewayId = `gw-${randomBytes(6).toString("hex")}`;
   const limiter = new NamespaceLimiter(
@@ -61,8 +74,17 @@ export async function openGatewayServices(opts: GatewayServicesOptions): Promise
   );
   await limiter.start();
   const inbox = new ResultInbox(nc, gatewayId, logger);
+  // JetStream's state, checked in the background: invocations are refused at once (503) when it
+  // cannot take them or the queue is full, and /health says so.
+  const jetstreamStatus = new JetStreamStatus(nc, opts.maxQueue ?? DEFAULT_MAX_QUEUE, logger);
+  await jetstreamStatus.start();
+  const maxBlockingWaits = opts.maxBlockingWaits ?? DEFAULT_MAX_BLOCKING_WAITS;
+  const idempotency = new IdempotencyStore(await kvm.open(IDEMPOTENCY_BUCKET), activationsKv, maxBlockingWaits);
+  const routes = new RouteStore(await kvm.open(ROUTES_BUCKET), logger);
+  await routes.start();
   const link = watchConnection(nc);
   const runners = watchRunners(nc, logger);
+  const events = await openEventEntities(nc, logger);
   const deps: GatewayDeps = {
     logger,
     authenticate: createAuthenticator(authKv),
@@ -70,19 +92,28 @@ export async function openGatewayServices(opts: GatewayServicesOptions): Promise
     activations: new ActivationStore(activationsKv, jetstream(nc)),
     packages: new PackageStore(packagesKv),
     versions: new VersionStore(versionsKv),
-    build: createBuilder(nc),
-    invoker: createInvoker(jetstream(nc), inbox, logger, limiter, () => nc.info?.max_payload ?? Infinity),
+    build: createBuilder(nc, () => runners.live()),
+    invoker: createInvoker(jetstream(nc), inbox, logger, limiter, () => nc.info?.max_payload ?? Infinity, { status: jetstreamStatus, maxBlockingWaits }),
+    idempotency,
+    jetstream: () => jetstreamStatus.health(),
     blockingWaitMs: opts.blockingWaitMs ?? DEFAULT_BLOCKING_WAIT_MS,
     isConnected: () => link.connected && !nc.isClosed(),
     liveRunners: () => runners.live(),
     namespaceIsolation: (namespace) => limiter.requiredIsolation(namespace),
+    events,
+    js: jetstream(nc),
+    maxPayload: () => nc.info?.max_payload ?? Infinity,
+    routes,
   };
   return {
     deps,
     apiKey,
     close: () => {
+      jetstreamStatus.close();
       runners.close();
+      events.stop();
       inbox.close();
+      routes.close();
       void limiter.close();
     },
   };

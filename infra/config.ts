@@ -32,6 +32,14 @@ export const DEFAULT_ISOLATION: IsolationChoice = "auto";
  */
 export const DEFAULT_NAMESPACE_CONCURRENT = 10_000;
 export const DEFAULT_NAMESPACE_PER_MINUTE = 1_000_000;
+/**
+ * Invocations that may wait in the queue (VESPID_INVOCATIONS) for a runner before gateways answer
+ * 503 with Retry-After instead of queueing more: a burst this deep is absorbed, an overload is
+ * refused at once rather than stored for calls whose callers gave up long ago.
+ */
+export const DEFAULT_MAX_QUEUE = 10_000;
+/** Blocking callers one gateway keeps waiting at once; beyond it, 503 (bounds its memory). */
+export const DEFAULT_MAX_BLOCKING_WAITS = 10_000;
 
 export interface Config {
   port: number;
@@ -52,6 +60,19 @@ export interface Config {
   activationRetentionMs: number | undefined;
   /** Default namespace limits: invocations running at once and started per minute. */
   namespaceLimits: { concurrent: number; perMinute: number };
+  /**
+   * Replicas of the streams and buckets (VESPID_REPLICAS); undefined: from the cluster size
+   * (infra/provision.ts defaultReplicas: 3 in a cluster of 3 or more, else 1).
+   */
+  replicas: number | undefined;
+  /** How long idempotency keys are remembered, ms; undefined: the bucket keeps its own (new: 24 h). */
+  idempotencyWindowMs: number | undefined;
+  /** Pending invocations beyond which gateways refuse new ones (503). */
+  maxQueue: number;
+  /** Blocking callers one gateway waits for at once. */
+  maxBlockingWaits: number;
+  /** System failures a scheduler retries an invocation after; undefined: its default (scheduler/retries.ts). */
+  maxRetries: number | undefined;
 }
 
 /** Which environment variable feeds which setting; the CLI flag is named in errors too. */
@@ -67,6 +88,11 @@ const VARIABLES = {
   VESPID_ACTIVATION_RETENTION: undefined,
   VESPID_NAMESPACE_CONCURRENT: undefined,
   VESPID_NAMESPACE_PER_MINUTE: undefined,
+  VESPID_REPLICAS: undefined,
+  VESPID_IDEMPOTENCY_WINDOW: undefined,
+  VESPID_MAX_QUEUE: undefined,
+  VESPID_MAX_BLOCKING_WAITS: undefined,
+  VESPID_MAX_RETRIES: undefined,
 } as const;
 export type ConfigVariable = keyof typeof VARIABLES;
 
@@ -119,6 +145,12 @@ const EnvSchema = z.object({
   VESPID_ACTIVATION_RETENTION: z.preprocess(unsetIfEmpty, duration(1, 10 * 365 * 24 * 60 * 60).optional()),
   VESPID_NAMESPACE_CONCURRENT: z.preprocess(unsetIfEmpty, wholeNumber(0, 1_000_000).optional()),
   VESPID_NAMESPACE_PER_MINUTE: z.preprocess(unsetIfEmpty, wholeNumber(0, 100_000_000).optional()),
+  // JetStream's own limit: a stream has at most 5 replicas.
+  VESPID_REPLICAS: z.preprocess(unsetIfEmpty, wholeNumber(1, 5).optional()),
+  VESPID_IDEMPOTENCY_WINDOW: z.preprocess(unsetIfEmpty, duration(60, 30 * 24 * 60 * 60).optional()),
+  VESPID_MAX_QUEUE: z.preprocess(unsetIfEmpty, wholeNumber(1, 100_000_000).optional()),
+  VESPID_MAX_BLOCKING_WAITS: z.preprocess(unsetIfEmpty, wholeNumber(1, 1_000_000).optional()),
+  VESPID_MAX_RETRIES: z.preprocess(unsetIfEmpty, wholeNumber(0, 100).optional()),
 });
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -147,5 +179,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       concurrent: v.VESPID_NAMESPACE_CONCURRENT ?? DEFAULT_NAMESPACE_CONCURRENT,
       perMinute: v.VESPID_NAMESPACE_PER_MINUTE ?? DEFAULT_NAMESPACE_PER_MINUTE,
     },
+    replicas: v.VESPID_REPLICAS,
+    idempotencyWindowMs: v.VESPID_IDEMPOTENCY_WINDOW === undefined ? undefined : v.VESPID_IDEMPOTENCY_WINDOW * 1000,
+    maxQueue: v.VESPID_MAX_QUEUE ?? DEFAULT_MAX_QUEUE,
+    maxBlockingWaits: v.VESPID_MAX_BLOCKING_WAITS ?? DEFAULT_MAX_BLOCKING_WAITS,
+    maxRetries: v.VESPID_MAX_RETRIES,
   };
 }

@@ -1,7 +1,8 @@
 // The one way components connect to NATS: it refuses servers Vespid cannot work correctly with,
 // with a message saying why, instead of failing later in obscure ways.
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, errors, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
+import { isElectionError, retryDuringElection } from "./retry-jetstream.ts";
 import { MIN_NATS_SERVER_VERSION, isVersionAtLeast } from "./version.ts";
 
 /** How long the first connection may take before connectNats gives up (ms). */
@@ -43,7 +44,13 @@ export function assertServerVersion(version: string | undefined): void {
 
 async function assertJetStream(nc: NatsConnection, url: string): Promise<void> {
   try {
-    await jetstreamManager(nc); // checks the JetStream API answers
+    // Checks the JetStream API answers. A cluster that is electing its JetStream leader (just
+    // started, or a node just died) times out or says "temporarily unavailable" for a few
+    // seconds: wait for it. A server without JetStream has no responders: that fails at once.
+    await retryDuringElection(() => jetstreamManager(nc), {
+      deadlineMs: DEFAULT_CONNECT_TIMEOUT_MS,
+      retryIf: (err) => err instanceof errors.TimeoutError || (isElectionError(err) && !(err instanceof Error && err.name === "JetStreamNotEnabled")),
+    });
   } catch (err) {
     throw new Error(`JetStream is not enabled on the NATS server at ${url} (start it with -js): ${(err as Error).message}`);
   }

@@ -35,7 +35,7 @@ export function serveBuilds(nc: NatsConnection, images: ImageStore, logger: Logg
     if (!parsed.success) return { ok: false, error: "malformed build request" };
     const request = parsed.data;
     try {
-      const built = await images.build(request.kind, request.code);
+      const built = await images.build(request.kind, request.code, { binary: request.binary, main: request.main });
       if (built.ok) return { ok: true, codeHash: built.codeHash };
       // Not the code's fault and not a broken host: the gateway's 503 with Retry-After fits.
       if (built.fault === "busy") {

@@ -1,8 +1,9 @@
 // Guest images on disk. JavaScript actions all boot the prebuilt QuickJS image and are checked by
-// loading their code in a virtine; C actions are compiled with static musl against the guest
-// runtime inside a bubblewrap sandbox (the code is untrusted: it must not `#include` or `.incbin`
-// host files, nor make the compiler eat the runner), and cached under <dataDir>/images by content
-// hash.
+// loading their code in a virtine (a zip action's modules are unpacked first, runner/js-init.ts,
+// and handed to the guest as its init input); C actions are compiled with static musl against the
+// guest runtime inside a bubblewrap sandbox (the code is untrusted: it must not `#include` or
+// `.incbin` host files, nor make the compiler eat the runner), and cached under <dataDir>/images
+// by content hash.
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
@@ -12,6 +13,8 @@ import type pino from "pino";
 import type { ActionKind } from "../contracts/index.ts";
 import type { Engine } from "./engine.ts";
 import type { BuildResult, ImageStore } from "./images.ts";
+import { jsInit, jsVariant, type JsSource } from "./js-init.ts";
+import { ZipError } from "./zip-archive.ts";
 
 const NATIVE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../native");
 export const JS_IMAGE = path.join(NATIVE, "build/guest/js.elf");
@@ -73,6 +76,8 @@ export const DEFAULT_BUILD_LIMITS: Readonly<BuildLimits> = Object.freeze({
 /** Limits of the virtine that checks a JS action loads: its top-level code runs there. */
 const CHECK_MEMORY_MB = 128;
 const CHECK_TIMEOUT_MS = 10_000;
+/** Zip actions' module maps kept in memory, bytes; one not kept is unpacked again at a cold start. */
+const MAX_KEPT_INIT_BYTES = 256 * 1024 * 1024;
 /** Successful builds remembered in memory, so an invocation costs no hashing of files or re-check. */
 const MAX_REMEMBERED = 10_000;
 /** Compiler output kept for the user, bytes. */
@@ -106,10 +111,44 @@ export function createImageStore(opts: ImageStoreOptions): ImageStore {
 
   const jsImage = opts.jsImage ?? JS_IMAGE;
 
-  async function checkJs(code: string, codeHash: string): Promise<BuildResult> {
+  /**
+   * The INIT bytes of JS code: plain code's are its text; a zip's module map is kept in memory up
+   * to a bound (MAX_KEPT_INIT_BYTES) and otherwise unpacked again, which only a cold start needs.
+   */
+  const inits = new Map<string, Uint8Array>(); // insertion order doubles as LRU order
+  let initBytes = 0;
+  function initOf(code: string, codeHash: string, source: JsSource): Uint8Array {
+    if (jsVariant(source) === undefined) return jsInit(code, source);
+    const kept = inits.get(codeHash);
+    if (kept) {
+      inits.delete(codeHash);
+      inits.set(codeHash, kept);
+      return kept;
+    }
+    const init = jsInit(code, source); // throws ZipError for an unusable zip
+    if (init.length <= MAX_KEPT_INIT_BYTES) {
+      inits.set(codeHash, init);
+      initBytes += init.length;
+      for (const [hash, old] of inits) {
+        if (initBytes <= MAX_KEPT_INIT_BYTES) break;
+        inits.delete(hash);
+        initBytes -= old.length;
+      }
+    }
+    return init;
+  }
+
+  async function checkJs(code: string, codeHash: string, source: JsSource): Promise<BuildResult> {
+    let init: Uint8Array;
+    try {
+      init = initOf(code, codeHash, source);
+    } catch (err) {
+      if (err instanceof ZipError) return { ok: false, error: err.message };
+      throw err;
+    }
     engine ??= (await import("./engine-native.ts")).openNativeEngine();
     const outcome = await engine.run({
-      image: jsImage, init: Buffer.from(code, "utf8"), params: "{}", initOnly: true,
+      image: jsImage, init, params: "{}", initOnly: true,
       memoryMb: CHECK_MEMORY_MB, timeoutMs: CHECK_TIMEOUT_MS,
     });
     if (outcome.status === "ok") return { ok: true, codeHash, image: jsImage };
@@ -148,20 +187,31 @@ export function createImageStore(opts: ImageStoreOptions): ImageStore {
   }
 
   return {
-    async build(kind: ActionKind, code: string): Promise<BuildResult> {
+    async build(kind: ActionKind, code: string, source: JsSource = {}): Promise<BuildResult> {
       guestLibHash ??= readFile(GUEST_LIB).then((b) => sha256(b));
       // The runtime's own hash and the compiler's command line are part of the key, so a rebuilt
-      // runtime or new flags (stack-clash protection) never reuse images built without them.
-      const codeHash = sha256(`${kind}\0${kind === "c" ? `${await guestLibHash}\0${sandboxed("").join(" ")}` : ""}\0${code}`);
+      // runtime or new flags (stack-clash protection) never reuse images built without them. A JS
+      // zip or another main changes the init, so it changes the key (and the snapshot it names).
+      const variant = kind === "nodejs" ? jsVariant(source) : undefined;
+      const codeHash = sha256(`${variant === undefined ? kind : `${kind}:${variant}`}\0${kind === "c" ? `${await guestLibHash}\0${sandboxed("").join(" ")}` : ""}\0${code}`);
+      const withInit = (built: BuildResult): BuildResult => {
+        if (!built.ok || kind !== "nodejs") return built;
+        try {
+          return { ...built, init: initOf(code, codeHash, source) };
+        } catch (err) {
+          if (err instanceof ZipError) return { ok: false, error: err.message };
+          throw err;
+        }
+      };
       const known = ready.get(codeHash);
       if (known) {
         ready.delete(codeHash);
         ready.set(codeHash, known);
-        return known;
+        return withInit(known);
       }
       let p = inflight.get(codeHash); // concurrent builds of the same code share one compiler run
       if (!p) {
-        p = (kind === "c" ? compileC(code, codeHash) : checkJs(code, codeHash))
+        p = (kind === "c" ? compileC(code, codeHash) : checkJs(code, codeHash, source))
           // A file system or engine that fails us is this host's problem, never the code's.
           .catch((err: unknown): BuildResult => ({ ok: false, fault: "host", error: `could not build the image: ${(err as Error).message}` }))
           .then((built) => {
@@ -174,7 +224,7 @@ export function createImageStore(opts: ImageStoreOptions): ImageStore {
           .finally(() => inflight.delete(codeHash));
         inflight.set(codeHash, p);
       }
-      return p;
+      return p.then(withInit);
     },
   };
 }

@@ -10,6 +10,8 @@ import { loadAction } from "./load-action.ts";
 import { formatLogs, LOG_GRACE_MS, logLimitBytes } from "./logs-format.ts";
 import type { ActivationRecorder } from "./recorder.ts";
 import { runSequence } from "./sequence.ts";
+import { isBuiltinExec, runBuiltin } from "./builtin.ts";
+import type { FeedStores } from "../catalog/feeds/lifecycle.ts";
 
 export interface InvocationDeps {
   actions: KV;
@@ -19,11 +21,31 @@ export interface InvocationDeps {
   engine: Engine;
   recorder: ActivationRecorder;
   logger: Logger;
+  /** Feed registrations and what they touch, for builtin actions (runner/builtin.ts). */
+  feedStores?: FeedStores;
 }
 
 const NO_INIT = new Uint8Array(0);
 
-export async function runInvocation(event: InvocationEvent, deps: InvocationDeps): Promise<AssignmentReply> {
+/** `ran` is called once nothing more runs in the engine for this call: its slot is free while the record is written. */
+export async function runInvocation(event: InvocationEvent, deps: InvocationDeps, ran?: () => void): Promise<AssignmentReply> {
+  // A redelivered event may have run already (its ack was lost, its scheduler or runner died
+  // after the record was written): its record stands and the call is not run again. First
+  // deliveries skip the read; their record write is a create-if-absent anyway.
+  if (event.redelivered) {
+    let existing: Uint8Array | undefined;
+    try {
+      existing = await deps.recorder.existing(event.namespace, event.activationId);
+    } catch (err) {
+      deps.logger.warn({ err, activationId: event.activationId }, "could not look for the record of a redelivered invocation");
+      return { ok: false, error: "could not look for an earlier record of the redelivered invocation", retry: true };
+    }
+    if (existing) {
+      deps.logger.info({ activationId: event.activationId }, "a redelivered invocation has its record already; not run again");
+      deps.recorder.reply(event.replyTo, existing, event.activationId);
+      return { ok: true, activationId: event.activationId };
+    }
+  }
   const start = Date.now();
   let activation: RunnerActivation;
   try {
@@ -32,11 +54,12 @@ export async function runInvocation(event: InvocationEvent, deps: InvocationDeps
     deps.logger.error({ err, activationId: event.activationId }, "invocation failed inside the runner");
     activation = buildActivation({ event, start, end: Date.now(), verdict: internalError("The runner failed to run the action."), isolation: deps.engine.isolation });
   }
-  const stored = await deps.recorder.record(activation, event.replyTo);
-  // Not worth a retry: the action ran, and running it again would repeat its side effects.
-  return stored
-    ? { ok: true, activationId: event.activationId }
-    : { ok: false, error: "the activation record could not be stored", retry: false };
+  ran?.();
+  const { outcome } = await deps.recorder.record(activation, event.replyTo);
+  if (outcome !== "failed") return { ok: true, activationId: event.activationId };
+  // The recorder tried for seconds. Acked now, the call would have no record at all; redelivered,
+  // it may run again (at least once), and its record then says how.
+  return { ok: false, error: "the activation record could not be stored", retry: true };
 }
 
 /** Runs one primitive action (or, for a sequence, its components) and builds its record. */
@@ -60,13 +83,14 @@ export async function execute(
     return buildActivation({ event, action, start, end: Date.now(), verdict, extraAnnotations, isolation });
   }
   if (event.sequence) return runSequence(event, action, start, deps, execute);
+  if (isBuiltinExec(action.exec)) return runBuiltin(event, action, action.exec, start, deps.feedStores, extraAnnotations);
   if (action.exec.kind === "sequence") {
     return buildActivation({ event, action, start, end: Date.now(), verdict: internalError("the sequence came without its components"), isolation });
   }
 
   // Cached by code hash: only the first invocation on this runner after a change compiles.
   const runtime = runtimeOf(action.exec.kind);
-  const image = await deps.images.build(runtime, action.exec.code);
+  const image = await deps.images.build(runtime, action.exec.code, { binary: action.exec.binary, main: action.exec.main });
   if (!image.ok) {
     // A compiler error is the developer's; a runner that cannot build at all is ours.
     const verdict = image.fault === "host" ? internalError(image.error) : developerError(image.error);
@@ -78,8 +102,9 @@ export async function execute(
   const runStart = Date.now();
   const outcome = await deps.engine.run({
     image: image.image,
-    // The JS interpreter image reads the action's source at init; a C image has it compiled in.
-    init: runtime === "nodejs" ? new TextEncoder().encode(action.exec.code) : NO_INIT,
+    // The JS interpreter image reads the action's source (or a zip's modules) at init; a C image
+    // has it compiled in.
+    init: image.init ?? (runtime === "nodejs" ? new TextEncoder().encode(action.exec.code) : NO_INIT),
     params: JSON.stringify(event.params),
     memoryMb: action.limits.memory,
     timeoutMs: action.limits.timeout,
@@ -96,7 +121,7 @@ export async function execute(
     end,
     verdict: verdictOf(outcome, action.limits),
     // 0 means no logs at all, not even the truncation marker (OpenWhisk's behaviour).
-    logs: logLimit === 0 ? [] : await formatLogs(outcome.logs, {
+    logs: logLimit === 0 ? [] : await formatLogs(outcome.logRecords, {
       truncated: outcome.logsTruncated,
       limitBytes: logLimit,
       end,

@@ -1,43 +1,31 @@
-// Hands one invocation to one runner and waits for the runner's answer, which comes once the
-// activation is recorded: seconds to minutes later.
-import type { NatsConnection } from "@nats-io/transport-node";
-import { AssignmentReply, runnerAssignSubject } from "../contracts/index.ts";
+// Hands one invocation to one runner. The runner answers at once whether it took it; how the call
+// goes comes later as notices (scheduler/lease-book.ts), and the runner's heartbeats are the lease.
+import { headers, type NatsConnection } from "@nats-io/transport-node";
+import { AssignmentAck, DONE_TO_HEADER, runnerAssignSubject } from "../contracts/index.ts";
 
-/** Longest action timeout (300 s) plus room for an image build and recording the result, ms. */
-export const ASSIGN_TIMEOUT_MS = 320_000;
-/** How often a waiting assignment tells JetStream it is still being worked on, ms (< ack wait). */
-export const WORKING_INTERVAL_MS = 10_000;
+/**
+ * How long the runner's answer (taken or refused) may take, ms. A lost answer costs no more than
+ * this: the runner's heartbeats then say whether it holds the call.
+ */
+export const ACCEPT_TIMEOUT_MS = 2_000;
+/** How often an event held here tells JetStream it is still being worked on, ms (well under the ack wait). */
+export const WORKING_INTERVAL_MS = 1_500;
 
-export class RunnerGoneError extends Error {
-  override name = "RunnerGoneError";
-  constructor(readonly runnerId: string) {
-    super(`runner ${runnerId} stopped sending heartbeats`);
-  }
+/**
+ * What a runner is sent for an event: its bytes as published on a first delivery (no re-encoding
+ * on the common path), or with `redelivered: true` once JetStream has delivered it before, so the
+ * runner looks for an earlier record before running it. Only for events that decoded as JSON.
+ */
+export function assignmentPayload(data: Uint8Array, deliveryCount: number): Uint8Array {
+  if (deliveryCount <= 1) return data;
+  const event = JSON.parse(new TextDecoder().decode(data)) as Record<string, unknown>;
+  return new TextEncoder().encode(JSON.stringify({ ...event, redelivered: true }));
 }
 
-export interface AssignmentWatch {
-  /** Whether the runner still sends heartbeats; a silent one is not waited for any longer. */
-  isLive: () => boolean;
-  /** Called every WORKING_INTERVAL_MS while waiting, to hold on to the event. */
-  working: () => void;
-}
-
-export async function requestAssignment(
-  nc: NatsConnection,
-  runnerId: string,
-  event: Uint8Array,
-  watch: AssignmentWatch,
-): Promise<AssignmentReply> {
-  let timer: NodeJS.Timeout | undefined;
-  const runnerGone = new Promise<never>((_, reject) => {
-    timer = setInterval(() => (watch.isLive() ? watch.working() : reject(new RunnerGoneError(runnerId))), WORKING_INTERVAL_MS);
-  });
-  const reply = nc.request(runnerAssignSubject(runnerId), event, { timeout: ASSIGN_TIMEOUT_MS });
-  // If the runner is given up on first, the request's own late failure has nobody to tell.
-  reply.catch(() => {});
-  try {
-    return AssignmentReply.parse((await Promise.race([reply, runnerGone])).json());
-  } finally {
-    clearInterval(timer);
-  }
+/** Sends the assignment; resolves to the runner's answer, rejects when none comes (or nobody listens). */
+export async function requestAssignment(nc: NatsConnection, runnerId: string, event: Uint8Array, noticeSubject: string): Promise<AssignmentAck> {
+  const h = headers();
+  h.set(DONE_TO_HEADER, noticeSubject);
+  const reply = await nc.request(runnerAssignSubject(runnerId), event, { timeout: ACCEPT_TIMEOUT_MS, headers: h });
+  return AssignmentAck.parse(reply.json());
 }

@@ -3,10 +3,17 @@ import { AckPolicy, DeliverPolicy, JetStreamApiError, type JetStreamManager } fr
 import { nanos } from "@nats-io/transport-node";
 import { INVOCATIONS_STREAM, SCHEDULER_CONSUMER } from "../contracts/index.ts";
 
-/** Unacked this long (ms), an event is redelivered; schedulers call working() well within it. */
-export const ACK_WAIT_MS = 30_000;
-/** Deliveries of one event before the scheduler gives up on it and records the failure. */
-export const MAX_DELIVER = 5;
+/**
+ * Unacked this long (ms), an event is redelivered: how long the events of a scheduler that died
+ * wait. Schedulers call working() every WORKING_INTERVAL_MS on every event they hold, parked or leased.
+ */
+export const ACK_WAIT_MS = 5_000;
+/**
+ * No limit from JetStream: the scheduler counts deliveries itself (scheduler/retries.ts) and sends
+ * an event that used up its retries to the dead letters with a record, where a server-side limit
+ * would leave it in the stream, undelivered and unrecorded.
+ */
+export const MAX_DELIVER = -1;
 /** Events handed out and not yet acked, across all schedulers. */
 export const MAX_ACK_PENDING = 10_000;
 

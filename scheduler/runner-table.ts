@@ -1,5 +1,5 @@
-// The runners this scheduler knows of, from their heartbeats: how many free slots each has, and
-// which isolation tier it runs invocations on.
+// The runners this scheduler knows of, from their heartbeats: how many free slots each has, which
+// isolation tier it runs invocations on, and which activations it holds (the leases).
 import { RUNNER_EXPIRY_MS, satisfiesIsolation, type Isolation, type RunnerHeartbeat } from "../contracts/index.ts";
 
 interface RunnerState {
@@ -11,6 +11,10 @@ interface RunnerState {
   assigned: number;
   /** What other schedulers keep the runner busy with, estimated at its last heartbeat. */
   othersInflight: number;
+  /** The last heartbeat's count (RunnerHeartbeat.seq), 0 for runners that send none. */
+  seq: number;
+  /** Activations the last heartbeat said the runner holds; undefined for runners that list none. */
+  holds: Set<string> | undefined;
 }
 
 export class RunnerTable {
@@ -33,6 +37,8 @@ export class RunnerTable {
       assigned,
       // The runner counts our assignments too; whatever exceeds them is someone else's work.
       othersInflight: Math.max(0, heartbeat.inflight - assigned),
+      seq: heartbeat.seq ?? 0,
+      holds: heartbeat.activations && new Set(heartbeat.activations),
     });
     this.tierSeen.set(isolation, now);
   }
@@ -68,6 +74,24 @@ export class RunnerTable {
     return false;
   }
 
+  /** The live runner whose last heartbeat lists `activationId`, if any. */
+  holder(activationId: string): string | undefined {
+    for (const [runnerId, state] of this.runners) {
+      if (state.holds?.has(activationId) && this.isLive(runnerId)) return runnerId;
+    }
+    return undefined;
+  }
+
+  /** Whether the runner's last heartbeat listed `activationId`; undefined when it lists nothing (an older runner). */
+  holds(runnerId: string, activationId: string): boolean | undefined {
+    return this.runners.get(runnerId)?.holds?.has(activationId);
+  }
+
+  /** The count of the runner's last heartbeat (0 when unknown). */
+  seq(runnerId: string): number {
+    return this.runners.get(runnerId)?.seq ?? 0;
+  }
+
   reserve(runnerId: string): void {
     const state = this.runners.get(runnerId);
     if (state) state.assigned++;
@@ -88,6 +112,15 @@ export class RunnerTable {
   forget(runnerId: string): void {
     const state = this.runners.get(runnerId);
     if (state) state.lastSeen = -Infinity;
+  }
+
+  /**
+   * This scheduler's own connection dropped or came back: heartbeats it could not hear say nothing
+   * about the runners, so each gets a full expiry from now before it counts as gone.
+   */
+  excuseSilence(): void {
+    const now = this.now();
+    for (const state of this.runners.values()) if (state.lastSeen !== -Infinity) state.lastSeen = Math.max(state.lastSeen, now);
   }
 
   /** Forgets runners gone silent once nothing of ours is outstanding on them. */

@@ -4,9 +4,11 @@ import { mkdtemp, mkdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
+import openwhisk from "openwhisk";
 import { startGateway } from "../gateway/index.ts";
 import { startRunner } from "../runner/index.ts";
 import { startScheduler } from "../scheduler/index.ts";
+import { startTriggers } from "../triggers/index.ts";
 import { loadConfig } from "../infra/config.ts";
 import { connectNats } from "../infra/connect.ts";
 import { createLogger } from "../infra/logger.ts";
@@ -107,6 +109,8 @@ export async function startPlatform(opts: PlatformOptions = {}): Promise<Platfor
     }
     const scheduler = await startScheduler({ nc, logger });
     closers.push(scheduler.close);
+    const triggers = await startTriggers({ nc, logger });
+    closers.push(triggers.stop);
     const gateway = await startGateway({ nc, port: 0, host: "127.0.0.1", dataDir, logger, blockingWaitMs: opts.blockingWaitMs });
     closers.push(gateway.close);
     if (!gateway.apiKey) throw new Error("the gateway made no API key in a fresh data directory");
@@ -165,4 +169,21 @@ export async function waitForActivation(platform: Platform, id: string): Promise
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`activation ${id} never appeared`);
+}
+
+/** The `openwhisk` npm client, unmodified, on the platform, in the key's own namespace (`_`). */
+export const openwhiskClient = (platform: Platform, apiKey = platform.apiKey): ReturnType<typeof openwhisk> =>
+  openwhisk({ apihost: platform.url, api_key: apiKey, namespace: "_" });
+
+/**
+ * The error a call of the `openwhisk` client fails with. Its OpenWhiskError is not an Error
+ * subclass, so ava's throwsAsync cannot take it.
+ */
+export async function clientFailure(promise: Promise<unknown>): Promise<{ statusCode: number; message: string }> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as { statusCode: number; message: string };
+  }
+  throw new Error("the call succeeded");
 }

@@ -61,6 +61,11 @@ test("config: defaults when nothing is set", (t) => {
     logLevel: DEFAULT_LOG_LEVEL,
     activationRetentionMs: undefined,
     namespaceLimits: { concurrent: DEFAULT_NAMESPACE_CONCURRENT, perMinute: DEFAULT_NAMESPACE_PER_MINUTE },
+    replicas: undefined,
+    maxRetries: undefined,
+    idempotencyWindowMs: undefined,
+    maxQueue: 10_000,
+    maxBlockingWaits: 10_000,
   });
   t.is(config.port, 8989);
   t.true(config.runnerCapacity >= 1);
@@ -79,8 +84,13 @@ test("config: values from the environment; empty means unset", (t) => {
     VESPID_ACTIVATION_RETENTION: "12h",
     VESPID_NAMESPACE_CONCURRENT: "5",
     VESPID_NAMESPACE_PER_MINUTE: "600",
+    VESPID_IDEMPOTENCY_WINDOW: "2h",
+    VESPID_MAX_QUEUE: "50",
+    VESPID_MAX_BLOCKING_WAITS: "70",
+    VESPID_REPLICAS: "3",
+    VESPID_MAX_RETRIES: "2",
   });
-  t.deepEqual(config, { port: 0, host: "0.0.0.0", dataDir: "/srv/vespid", natsUrl: "nats://a:4222,nats://b:4222", runnerCapacity: 7, poolMb: 512, isolation: "process", logLevel: "debug", activationRetentionMs: 12 * 60 * 60 * 1000, namespaceLimits: { concurrent: 5, perMinute: 600 } });
+  t.deepEqual(config, { port: 0, host: "0.0.0.0", dataDir: "/srv/vespid", natsUrl: "nats://a:4222,nats://b:4222", runnerCapacity: 7, poolMb: 512, isolation: "process", logLevel: "debug", activationRetentionMs: 12 * 60 * 60 * 1000, namespaceLimits: { concurrent: 5, perMinute: 600 }, idempotencyWindowMs: 2 * 60 * 60 * 1000, maxQueue: 50, maxBlockingWaits: 70, replicas: 3, maxRetries: 2 });
   t.is(loadConfig({ NATS_URL: "", VESPID_PORT: "" }).natsUrl, undefined);
   t.is(loadConfig({ VESPID_DATA_DIR: "rel/dir" }).dataDir, join(process.cwd(), "rel/dir"));
 });
@@ -98,6 +108,10 @@ for (const [name, value] of [
   ["VESPID_LOG_LEVEL", "loud"],
   ["VESPID_ISOLATION", "xen"],
   ["VESPID_ACTIVATION_RETENTION", "0"],
+  ["VESPID_IDEMPOTENCY_WINDOW", "10s"],
+  ["VESPID_MAX_QUEUE", "0"],
+  ["VESPID_REPLICAS", "0"],
+  ["VESPID_REPLICAS", "6"],
   ["VESPID_ACTIVATION_RETENTION", "7 days"],
   ["VESPID_ACTIVATION_RETENTION", "3w"],
   ["VESPID_ACTIVATION_RETENTION", "-5s"],
@@ -106,6 +120,9 @@ for (const [name, value] of [
   ["VESPID_NAMESPACE_CONCURRENT", "lots"],
   ["VESPID_NAMESPACE_PER_MINUTE", "1.5"],
   ["VESPID_NAMESPACE_PER_MINUTE", "100000001"],
+  ["VESPID_MAX_RETRIES", "-1"],
+  ["VESPID_MAX_RETRIES", "101"],
+  ["VESPID_MAX_RETRIES", "few"],
 ] as const) {
   test(`config: ${name}=${value} is refused, naming the variable`, (t) => {
     const err = t.throws(() => loadConfig({ [name]: value }));

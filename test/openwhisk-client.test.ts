@@ -3,27 +3,17 @@
 // If Vespid's shapes drift from OpenWhisk's, this is where an existing user's code would break.
 import test from "ava";
 import openwhisk from "openwhisk";
-import { startPlatform, type Platform } from "./harness.ts";
+import { clientFailure, openwhiskClient, startPlatform, type Platform } from "./harness.ts";
 
 let platform: Platform;
 let ow: ReturnType<typeof openwhisk>;
 test.before(async () => {
   platform = await startPlatform({ runnerCapacity: 2 });
-  ow = openwhisk({ apihost: platform.url, api_key: platform.apiKey, namespace: "_" });
+  ow = openwhiskClient(platform);
 });
 test.after.always(async () => {
   await platform?.stop();
 });
-
-/** The client's OpenWhiskError is not an Error subclass, so ava's throwsAsync cannot take it. */
-async function failure(promise: Promise<unknown>): Promise<{ statusCode: number; message: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as { statusCode: number; message: string };
-  }
-  throw new Error("the call succeeded");
-}
 
 test("actions: create with params, invoke, update, get, list, delete", async (t) => {
   const created = await ow.actions.create({
@@ -46,12 +36,12 @@ test("actions: create with params, invoke, update, get, list, delete", async (t)
   const got = await ow.actions.get({ name: "greet" });
   t.deepEqual(got.parameters, [{ key: "greeting", value: "Hello" }, { key: "name", value: "world" }]);
   t.true((await ow.actions.list()).some((a) => a.name === "greet"));
-  const exists = await failure(ow.actions.create({ name: "greet", action: "function main() { return {}; }" }));
+  const exists = await clientFailure(ow.actions.create({ name: "greet", action: "function main() { return {}; }" }));
   t.is(exists.statusCode, 409);
   t.regex(exists.message, /resource already exists/);
 
   await ow.actions.delete({ name: "greet" });
-  t.is((await failure(ow.actions.get({ name: "greet" }))).statusCode, 404);
+  t.is((await clientFailure(ow.actions.get({ name: "greet" }))).statusCode, 404);
 });
 
 test("packages, a packaged action, a binding and a sequence through the client", async (t) => {
@@ -71,7 +61,7 @@ test("packages, a packaged action, a binding and a sequence through the client",
   await ow.actions.create({ name: "chain", action: { exec: { kind: "sequence", components: ["/_/tools/echo", "/_/inc", "/_/inc"] } } });
   t.deepEqual(await ow.actions.invoke({ name: "chain", blocking: true, result: true, params: { n: 1 } }), { n: 3, region: "eu" });
 
-  const notEmpty = await failure(ow.packages.delete({ name: "tools" }));
+  const notEmpty = await clientFailure(ow.packages.delete({ name: "tools" }));
   t.is(notEmpty.statusCode, 409);
   t.regex(notEmpty.message, /not empty/);
   await ow.actions.delete({ name: "tools/echo" });

@@ -2,6 +2,7 @@
 import test from "ava";
 import { RUNNER_EXPIRY_MS, type RunnerHeartbeat } from "../contracts/index.ts";
 import { RunnerTable } from "../scheduler/runner-table.ts";
+import { DEFAULT_MAX_RETRIES, maxRetriesFromEnv, retryDelayMs } from "../scheduler/retries.ts";
 
 function table() {
   let now = 1_000_000;
@@ -54,4 +55,40 @@ test("silent runners expire; refusals and missing subscribers take a runner out 
   runners.prune();
   beat("a", 1);
   t.true(runners.isLive("a"), "a runner that comes back is welcome");
+});
+
+test("leases: which live runner holds an activation, by its last heartbeat; silence is excused across our own reconnect", (t) => {
+  const { runners, advance } = table();
+  const beat = (runnerId: string, seq: number, activations?: string[]) =>
+    runners.observe({ runnerId, capacity: 2, inflight: activations?.length ?? 0, at: 0, seq, ...(activations && { activations }) });
+  beat("a", 1, ["x"]);
+  beat("old", 7);
+  t.is(runners.holder("x"), "a");
+  t.true(runners.holds("a", "x"));
+  t.false(runners.holds("a", "y"));
+  t.is(runners.holds("old", "x"), undefined, "a runner that lists nothing says nothing");
+  t.is(runners.seq("a"), 1);
+  t.is(runners.seq("nobody"), 0);
+  beat("a", 2, []);
+  t.is(runners.holder("x"), undefined, "its next heartbeat no longer lists it");
+  beat("a", 3, ["x"]);
+  advance(RUNNER_EXPIRY_MS - 100);
+  runners.excuseSilence();
+  advance(RUNNER_EXPIRY_MS - 100);
+  t.true(runners.isLive("a"), "heartbeats we could not hear do not count against it");
+  t.is(runners.holder("x"), "a");
+  advance(200);
+  t.false(runners.isLive("a"));
+  t.is(runners.holder("x"), undefined, "a silent runner holds nothing");
+});
+
+test("retries: VESPID_MAX_RETRIES is read and checked; the backoff doubles up to its cap", (t) => {
+  t.is(maxRetriesFromEnv({}), DEFAULT_MAX_RETRIES);
+  t.is(maxRetriesFromEnv({ VESPID_MAX_RETRIES: "" }), DEFAULT_MAX_RETRIES);
+  t.is(maxRetriesFromEnv({ VESPID_MAX_RETRIES: "0" }), 0);
+  t.is(maxRetriesFromEnv({ VESPID_MAX_RETRIES: "12" }), 12);
+  for (const bad of ["-1", "101", "two", "1.5"]) {
+    t.throws(() => maxRetriesFromEnv({ VESPID_MAX_RETRIES: bad }), { message: new RegExp(`^VESPID_MAX_RETRIES must be a whole number from 0 to 100, not "${bad.replace(".", "\\.")}"`) });
+  }
+  t.deepEqual([1, 2, 3, 4, 5, 6, 7, 8].map(retryDelayMs), [100, 200, 400, 800, 1_600, 3_200, 5_000, 5_000]);
 });

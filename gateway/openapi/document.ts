@@ -8,12 +8,19 @@ import {
   ActionPut,
   Activation,
   ActivationId,
+  DeadLetter,
   EntityName,
   Isolation,
   Package,
   PackagePut,
+  RulePut,
+  RuleStatus,
+  Trigger,
+  TriggerPut,
 } from "../../contracts/index.ts";
 import { ActivationListQuery, ActivationLogsView, ActivationResultView, ActivationSummary } from "../routes/activations.ts";
+import { DeadLetterListQuery, DeadLetterReplayed } from "../routes/dead-letters.ts";
+import { apiMgmtOperations } from "./apimgmt.ts";
 
 type Method = "get" | "put" | "post" | "delete";
 
@@ -68,6 +75,24 @@ const Health = z.object({
     .describe("runners heard from in the last few seconds, with their isolation tier"),
 });
 
+// Triggers and rules as the routes show them (gateway/routes/triggers.ts, rules.ts).
+const NameAndPath = z.object({ name: z.string(), path: z.string().describe("namespace, or namespace/package") });
+const TriggerView = Trigger.omit({ updated: true }).extend({
+  limits: z.object({}).describe("OpenWhisk's trigger limits: none"),
+  rules: z.record(z.string(), z.object({ action: NameAndPath, status: RuleStatus })).optional().describe("ns/rule → its action and status; present once the trigger has rules"),
+  updated: z.number().int(),
+});
+const TriggerSummary = TriggerView.omit({ parameters: true, limits: true, rules: true });
+const RuleView = z.object({
+  namespace: z.string(), name: z.string(), version: z.string(), publish: z.boolean(), annotations: z.array(z.object({ key: z.string(), value: z.unknown() })),
+  status: RuleStatus.describe("inactive as well when its trigger no longer exists"),
+  trigger: NameAndPath, action: NameAndPath, updated: z.number().int(),
+});
+const EntityListQuery = z.object({ ...Page, count: bool.describe("true answers {triggers: n} or {rules: n} instead") });
+const RuleStatusChange = z.object({ status: RuleStatus });
+const WebhookBody = z.unknown().describe("any bytes: a JSON object becomes the fire's parameters, another JSON value goes in __webhook_data, anything else base64 in __webhook_body_base64; __webhook_headers and __webhook_verified are added");
+const FirePayload = z.record(z.string(), z.unknown()).describe("the fire's payload; it overrides the trigger's parameters");
+
 /** Schemas described once under components.schemas and referenced wherever they appear at the top. */
 const COMPONENTS = new Map<z.ZodType, string>([
   [Action, "Action"],
@@ -75,6 +100,8 @@ const COMPONENTS = new Map<z.ZodType, string>([
   [Package, "Package"],
   [ActionPut, "ActionPut"],
   [PackagePut, "PackagePut"],
+  [TriggerView, "Trigger"],
+  [RuleView, "Rule"],
   [ErrorBody, "Error"],
 ]);
 
@@ -88,11 +115,12 @@ const sharedAuth = {
 const invokeResponses = {
   200: ["blocking: the activation (or its result with result=true)", Activation],
   202: ["not blocking, or still running after the wait: the activation id", ActivationIdBody],
-  400: ["bad name, query or parameters"],
   404: ["no such action"],
+  400: ["bad name, query, parameters or Idempotency-Key header (1-255 printable ASCII characters)"],
+  422: ["the Idempotency-Key header was used before with another action or other parameters"],
   429: ["a namespace limit (concurrent or per minute) was reached; see Retry-After"],
   502: ["blocking: the action failed (application or developer error); the activation", Activation],
-  503: ["the invocation could not be queued"],
+  503: ["the invocation could not be queued now (NATS or JetStream away, the queue full, too many blocking waits); see Retry-After"],
   ...auth,
 } as const;
 
@@ -119,16 +147,33 @@ export const OPERATIONS: Operation[] = [
   { method: "get", path: `${NS}/activations/:activationId`, summary: "Get an activation", tag: "Activations", responses: { 200: ["the activation record", Activation], 400: ["bad activation id"], 404: ["no such activation in this namespace"], ...auth } },
   { method: "get", path: `${NS}/activations/:activationId/logs`, summary: "Get an activation's logs", tag: "Activations", responses: { 200: ["its logs", ActivationLogsView], 400: ["bad activation id"], 404: ["no such activation in this namespace"], ...auth } },
   { method: "get", path: `${NS}/activations/:activationId/result`, summary: "Get an activation's result", tag: "Activations", responses: { 200: ["its response", ActivationResultView], 400: ["bad activation id"], 404: ["no such activation in this namespace"], ...auth } },
+  { method: "get", path: `${NS}/deadletters`, summary: "List dead letters: invocations that failed on the platform's side more often than VESPID_MAX_RETRIES allows", tag: "Activations", query: DeadLetterListQuery, responses: { 200: ["dead letters, newest first", z.array(DeadLetter)], 400: ["bad query"], ...auth } },
+  { method: "get", path: `${NS}/deadletters/:activationId`, summary: "Get a dead letter", tag: "Activations", responses: { 200: ["the dead letter: the event, why and how often it failed", DeadLetter], 400: ["bad activation id"], 404: ["no such dead letter in this namespace"], ...auth } },
+  { method: "post", path: `${NS}/deadletters/:activationId/replay`, summary: "Replay a dead letter: invoke it again under a new activation id and remove it", tag: "Activations", responses: { 202: ["queued: the new activation id", DeadLetterReplayed], 400: ["bad activation id"], 404: ["no such dead letter in this namespace"], ...auth } },
   { method: "get", path: `${NS}/packages`, summary: "List packages", tag: "Packages", query: PackageListQuery, responses: { 200: ["packages, newest first; with public=true also other namespaces' published ones; in another namespace, only its published packages", z.array(Package)], 400: ["bad query"], 401: auth[401] } },
   { method: "get", path: `${NS}/packages/:name`, summary: "Get a package and its actions (another namespace's too, when published)", tag: "Packages", responses: { 200: ["the package", Package], 400: ["bad name"], 404: ["no such package"], ...sharedAuth } },
   { method: "put", path: `${NS}/packages/:name`, summary: "Create or update a package (or a binding)", tag: "Packages", query: OverwriteQuery, body: PackagePut, responses: { 200: ["the stored package", Package], 400: ["bad name or body"], 404: ["the bound package does not exist"], 409: ["exists (without overwrite=true) or changed meanwhile"], ...auth } },
   { method: "delete", path: `${NS}/packages/:name`, summary: "Delete a package", tag: "Packages", responses: { 200: ["the deleted package", Package], 404: ["no such package"], 409: ["it still has actions"], ...auth } },
+  { method: "get", path: `${NS}/triggers`, summary: "List triggers (or count them)", tag: "Triggers", query: EntityListQuery, responses: { 200: ["triggers, newest first, without parameters; with count=true, {triggers: n}", z.union([z.array(TriggerSummary), z.object({ triggers: z.number().int() })])], 400: ["bad query"], ...auth } },
+  { method: "get", path: `${NS}/triggers/:name`, summary: "Get a trigger and its rules", tag: "Triggers", responses: { 200: ["the trigger", TriggerView], 400: ["bad name"], 404: ["no such trigger"], ...auth } },
+  { method: "put", path: `${NS}/triggers/:name`, summary: "Create or update a trigger", tag: "Triggers", query: OverwriteQuery, body: TriggerPut, responses: { 200: ["the stored trigger", TriggerView], 400: ["bad name or body (or a feed annotation that is no entity path)"], 409: ["exists (without overwrite=true) or changed meanwhile"], 413: ["body too large"], ...auth } },
+  { method: "delete", path: `${NS}/triggers/:name`, summary: "Delete a trigger (and its feed registration; its rules stay, inactive)", tag: "Triggers", responses: { 200: ["the deleted trigger", TriggerView], 404: ["no such trigger"], 409: ["changed meanwhile"], ...auth } },
+  { method: "post", path: `${NS}/triggers/:name`, summary: "Fire a trigger: its active rules' actions run with the payload over its parameters", tag: "Triggers", body: FirePayload, responses: { 202: ["accepted (durable): the trigger's activation id, also in X-OpenWhisk-Activation-Id", ActivationIdBody], 204: ["the trigger has no active rule: nothing runs, nothing is recorded (as OpenWhisk)"], 400: ["bad name, payload or Idempotency-Key header"], 404: ["no such trigger"], 413: ["payload too large"], 422: ["the Idempotency-Key header was used before with another trigger or payload"], 503: ["the fire could not be queued; see Retry-After"], ...auth } },
+  { method: "get", path: `${NS}/rules`, summary: "List rules (or count them)", tag: "Rules", query: EntityListQuery, responses: { 200: ["rules, newest first; with count=true, {rules: n}", z.union([z.array(RuleView), z.object({ rules: z.number().int() })])], 400: ["bad query"], ...auth } },
+  { method: "get", path: `${NS}/rules/:name`, summary: "Get a rule", tag: "Rules", responses: { 200: ["the rule", RuleView], 400: ["bad name"], 404: ["no such rule"], ...auth } },
+  { method: "put", path: `${NS}/rules/:name`, summary: "Create or update a rule linking a trigger to an action", tag: "Rules", query: OverwriteQuery, body: RulePut, responses: { 200: ["the stored rule (a new one is active)", RuleView], 400: ["bad name or body; trigger or action missing, invalid or not existing (the message names which)"], 403: ["the trigger is another namespace's, or the action is in no published package of another namespace"], 409: ["exists (without overwrite=true) or changed meanwhile"], 401: auth[401] } },
+  { method: "delete", path: `${NS}/rules/:name`, summary: "Delete a rule", tag: "Rules", responses: { 200: ["the deleted rule (shown inactive)", RuleView], 404: ["no such rule"], 409: ["changed meanwhile"], ...auth } },
+  { method: "post", path: `${NS}/rules/:name`, summary: "Enable or disable a rule", tag: "Rules", body: RuleStatusChange, responses: { 200: ["the rule has the status asked for", z.object({})], 400: ["status missing or not active/inactive"], 404: ["no such rule, or its trigger no longer exists"], 409: ["changed meanwhile"], ...auth } },
+  { method: "post", path: "/api/v1/webhooks/:namespace/:trigger", summary: "Fire a trigger from another service (no API key): only a trigger annotated webhook: true (with webhook-secret) or webhook: \"unsigned\" answers; a secret requires X-Hub-Signature-256 or X-Vespid-Signature: sha256=<hex HMAC-SHA256 of the raw body>", tag: "Triggers", public: true, body: WebhookBody, responses: { 202: ["accepted (durable): the trigger's activation id, also in X-OpenWhisk-Activation-Id", ActivationIdBody], 204: ["the trigger has no active rule: nothing runs, nothing is recorded"], 401: ["the trigger has a secret and the signature is missing or does not match the body; nothing is fired"], 404: ["no such trigger, or it does not answer webhooks"], 413: ["body larger than 1 MiB"], 503: ["the fire could not be queued; see Retry-After"] } },
+  // Route management; web action and API route URLs are not described (see ./apimgmt.ts).
+  ...apiMgmtOperations,
 ];
 
 const PATH_PARAMS: Record<string, z.ZodType> = {
   namespace: z.union([z.literal("_"), EntityName]).describe("the caller's namespace, or _ for it; another namespace only to list and read its published packages and read and invoke their actions"),
   name: EntityName,
   pkg: EntityName.describe("package name"),
+  trigger: EntityName.describe("trigger name"),
   activationId: ActivationId,
 };
 

@@ -2,6 +2,7 @@
 // top level (`/actions/{name}`) or inside a package (`/actions/{pkg}/{name}`), and their versions
 // (`?versions=true`, `?version=`, `PUT ?rollback=`), which OpenWhisk does not keep.
 import { Hono, type Context } from "hono";
+import type { Logger } from "pino";
 import { z } from "zod";
 import {
   ActionLimits,
@@ -20,12 +21,17 @@ import type { ActionStore } from "../action-store.ts";
 import { actionSummaryView, actionView } from "../action-view.ts";
 import { limitBody, readJsonBody } from "../body.ts";
 import type { BuildCode } from "../build.ts";
+import { codeSource } from "../code-exec.ts";
 import type { GatewayEnv } from "../env.ts";
+import { nextVersion } from "../entity-version.ts";
 import { ApiError, Messages, validate } from "../errors.ts";
-import type { Invoker } from "../invoke.ts";
+import { answerEarly, idHeaders, prefersEarlyId } from "../early-answer.ts";
+import { fingerprintOf, IDEMPOTENCY_KEY_HEADER, idempotencyKeyOf, invokeOnce, type IdempotencyStore, type IdempotentOutcome } from "../idempotency.ts";
+import type { InvokeOptions, Invoker } from "../invoke.ts";
 import type { PackageStore } from "../package-store.ts";
 import { flag } from "../query.ts";
 import { requireSharedPackage } from "../sharing.ts";
+import { invocationRequest } from "../invocation-request.ts";
 import { flattenSequence, resolveAction, storedName, type ActionAddress } from "../resolve-action.ts";
 import type { VersionStore } from "../version-store.ts";
 
@@ -35,6 +41,9 @@ export interface ActionRoutesDeps {
   versions: VersionStore;
   build: BuildCode;
   invoker: Invoker;
+  /** Claims of Idempotency-Key headers (gateway/idempotency.ts). */
+  idempotency: IdempotencyStore;
+  logger: Logger;
   /** How long a blocking invocation waits before answering 202 with the id, ms. */
   blockingWaitMs: number;
   /** The weakest tier a namespace's actions may run on, when its admin set one. */
@@ -140,7 +149,7 @@ export function actionRoutes(deps: ActionRoutesDeps): Hono<GatewayEnv> {
       if (!old) throw new ApiError(404, `version ${rollback} of the action does not exist`);
       // A rollback is a new version with the old content, so versions only ever go up and the
       // activations of the restored code are told apart from the original's.
-      action = { ...old, version: nextPatchVersion(existing.action.version), updated: Date.now() };
+      action = { ...old, version: nextVersion(existing.action.version), updated: Date.now() };
     } else {
       const body = validate(ActionPut, await readJsonBody(c));
       action = await actionFromPut(deps, at, body, existing?.action);
@@ -168,43 +177,27 @@ export function actionRoutes(deps: ActionRoutesDeps): Hono<GatewayEnv> {
   const invoke = async (c: Context<GatewayEnv>) => {
     const at = addressOf(c);
     const { blocking, result, version } = validate(InvokeQuery, c.req.query(), "query");
+    const key = idempotencyKeyOf(c.req.header(IDEMPOTENCY_KEY_HEADER));
     const params = validate(Params, await readJsonBody(c, { whenEmpty: {} }));
     await checkForeign(c, at, version !== undefined);
-    const resolved = await resolveAction(deps, at, version);
-    if (!resolved) {
+    const request = await invocationRequest(deps, c.get("namespace"), at, params, version);
+    if (!request) {
       throw new ApiError(404, version === undefined ? Messages.notFound : `version ${version} of the action does not exist`);
     }
-    const { action, defaults, binding } = resolved;
-    const name = storedName(at);
-    const sequence = action.exec.kind === "sequence" ? await flattenSequence(deps, action.namespace, action.exec.components) : undefined;
-    // The activation is the caller's, even for another namespace's shared action: it is listed
-    // and read there, and counts against the caller's limits (OpenWhisk's rule).
-    const caller = c.get("namespace");
-    // The runner loads `namespace/name` unless told otherwise: a binding, another namespace's
-    // shared action or a pinned version.
-    const elsewhere = action.namespace !== caller || action.name !== name || version !== undefined;
-    // Placed only on runners of the strongest tier anyone involved asks for: the action, the
-    // caller's namespace, the namespace the code lives in, and for a sequence each component
-    // and its namespace (a sequence runs on one runner).
-    const isolation = strongestIsolation(
-      annotatedIsolation(action.annotations),
-      deps.namespaceIsolation(caller),
-      deps.namespaceIsolation(action.namespace),
-      ...(sequence ?? []).flatMap((step) => [step.isolation, deps.namespaceIsolation(step.namespace)]),
-    );
-    const request: Parameters<Invoker["invoke"]>[0] = {
-      namespace: caller,
-      name,
-      // OpenWhisk's merge: invoke parameters override the defaults.
-      params: { ...defaults, ...params },
-      ...(elsewhere && { target: { namespace: action.namespace, name: action.name, ...(version !== undefined && { version }) } }),
-      ...(binding && { binding }),
-      ...(sequence && { sequence }),
-      ...(isolation && { isolation }),
+    // With a key, a repeat of the same request (same action as named, version and parameters as
+    // sent; `blocking` and `result` may differ) answers the first one's activation.
+    const run = async (options: InvokeOptions): Promise<IdempotentOutcome> => {
+      if (key === undefined) return { ...(await deps.invoker.invoke(request, options)), replayed: false };
+      const fingerprint = fingerprintOf({ action: at, version, params });
+      return invokeOnce(deps.idempotency, deps.invoker, key, fingerprint, request, options, (err) =>
+        deps.logger.warn({ err }, "could not republish a repeated invocation"),
+      );
     };
-    const { activationId, activation } = await deps.invoker.invoke(request, {
-      waitMs: blocking ? deps.blockingWaitMs : undefined,
-    });
+    if (blocking && prefersEarlyId(c.req.header("prefer"))) {
+      return answerEarly(c, run, deps.blockingWaitMs, (activation) => (result ? activation.response.result : activation), deps.logger);
+    }
+    const { activationId, activation, replayed } = await run({ waitMs: blocking ? deps.blockingWaitMs : undefined });
+    for (const [name, value] of Object.entries(idHeaders(activationId, replayed))) c.header(name, value);
     // Not blocking, or still running when the wait ended: the caller polls the activation.
     if (!activation) return c.json({ activationId }, 202);
     return c.json(result ? activation.response.result : activation, HTTP_STATUS_OF[activation.response.status]);
@@ -233,15 +226,20 @@ async function actionFromPut(deps: ActionRoutesDeps, at: ActionAddress, put: Act
   } else if (put.exec) {
     // Checked on the tier that will run it (a JS check runs the code's top level).
     const isolation = strongestIsolation(annotatedIsolation(annotations), deps.namespaceIsolation(at.namespace));
-    const built = await deps.build({ kind: runtimeOf(put.exec.kind), code: put.exec.code }, { isolation });
+    const built = await deps.build({ kind: runtimeOf(put.exec.kind), code: put.exec.code, ...codeSource(put.exec) }, { isolation });
     if (!built.ok) throw new ApiError(400, built.error);
     codeHash = built.codeHash;
   }
   return {
     namespace: at.namespace,
     name: storedName(at),
-    version: existing ? nextPatchVersion(existing.version) : "0.0.1",
-    exec: exec.kind === "sequence" ? { kind: "sequence", components: exec.components } : { kind: exec.kind, code: exec.code, binary: false },
+    version: nextVersion(existing?.version),
+    // An update without exec keeps the stored one (a zip stays a zip, main stays).
+    exec: !put.exec
+      ? existing!.exec
+      : put.exec.kind === "sequence"
+        ? { kind: "sequence", components: put.exec.components }
+        : { kind: put.exec.kind, code: put.exec.code, ...codeSource(put.exec) },
     // Limits given replace the old ones (missing fields take the defaults); none keeps them.
     limits: put.limits ? ActionLimits.parse(put.limits) : (existing?.limits ?? ActionLimits.parse({})),
     parameters: put.parameters ?? existing?.parameters ?? [],
@@ -264,9 +262,4 @@ function checkIsolationAnnotation(annotations: readonly KeyValue[] | undefined):
 /** OpenWhisk adds `exec: <kind>` to every action's annotations; `wsk action list` shows it. */
 function withExecAnnotation(annotations: KeyValue[], kind: string): KeyValue[] {
   return [...annotations.filter((a) => a.key !== "exec"), { key: "exec", value: kind }];
-}
-
-function nextPatchVersion(version: string): string {
-  const [major = 0, minor = 0, patch = 0] = version.split(".").map(Number);
-  return `${major}.${minor}.${patch + 1}`;
 }

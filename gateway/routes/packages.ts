@@ -7,6 +7,7 @@ import { EntityName, PackagePut, type Package } from "../../contracts/index.ts";
 import type { ActionStore } from "../action-store.ts";
 import { limitBody, readJsonBody } from "../body.ts";
 import type { GatewayEnv } from "../env.ts";
+import { nextVersion } from "../entity-version.ts";
 import { ApiError, Messages, validate } from "../errors.ts";
 import type { PackageStore } from "../package-store.ts";
 import { flag } from "../query.ts";
@@ -106,7 +107,7 @@ export function packageRoutes(deps: PackageRoutesDeps): Hono<GatewayEnv> {
     const pkg: Package = {
       namespace,
       name,
-      version: existing ? nextPatchVersion(existing.pkg.version) : "0.0.1",
+      version: nextVersion(existing?.pkg.version),
       publish: put.publish ?? existing?.pkg.publish ?? false,
       parameters: put.parameters ?? existing?.pkg.parameters ?? [],
       annotations: put.annotations ?? existing?.pkg.annotations ?? [],
@@ -131,9 +132,4 @@ export function packageRoutes(deps: PackageRoutesDeps): Hono<GatewayEnv> {
   });
 
   return app;
-}
-
-function nextPatchVersion(version: string): string {
-  const [major = 0, minor = 0, patch = 0] = version.split(".").map(Number);
-  return `${major}.${minor}.${patch + 1}`;
 }

@@ -1,8 +1,9 @@
 /*
  * main() of the JavaScript guest image: QuickJS with a console and OpenWhisk's action shapes
- * (`function main(params)`, `async function main`, `exports.main = …`, `module.exports = …`).
- * The action's source arrives as the INIT input and is compiled before the PARAMS input is asked
- * for, so a snapshot taken there holds a ready-to-call function.
+ * (`function main(params)`, `async function main`, `exports.main = …`, `module.exports = …`, a
+ * zip's CommonJS or ES modules). The action's source (or a zip's module map) arrives as the INIT
+ * input and is loaded, its modules run, before the PARAMS input is asked for, so a snapshot taken
+ * there holds a ready-to-call function.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,40 +14,34 @@
 #include "quickjs.h"
 #include "runtime.h"
 
-/* Defines console, module and exports; returns the function that calls main. */
-static const char prelude[] =
-	"(function (write, settle) {\n"
-	"  const fmt = (v) => {\n"
-	"    if (typeof v === 'string') return v;\n"
-	"    if (v instanceof Error) return describe(v);\n"
-	"    try { const s = JSON.stringify(v); return s === undefined ? String(v) : s; }\n"
-	"    catch (e) { return String(v); }\n"
-	"  };\n"
-	"  const describe = (e) => e instanceof Error\n"
-	"    ? `${e.name}: ${e.message}` + (e.stack ? `\\n${e.stack.replace(/\\n$/, '')}` : '')\n"
-	"    : `uncaught ${fmt(e)}`;\n"
-	"  const line = (fd) => (...args) => write(fd, args.map(fmt).join(' ') + '\\n');\n"
-	"  globalThis.console = { log: line(1), info: line(1), debug: line(1), warn: line(2), error: line(2) };\n"
-	"  globalThis.module = { exports: {} };\n"
-	"  globalThis.exports = globalThis.module.exports;\n"
-	"  const fail = (e) => settle(1, describe(e));\n"
-	"  return (params) => {\n"
-	"    const m = globalThis.module.exports;\n"
-	"    const main = typeof m === 'function' ? m\n"
-	"      : m && typeof m.main === 'function' ? m.main\n"
-	"      : globalThis.exports && typeof globalThis.exports.main === 'function' ? globalThis.exports.main\n"
-	"      : typeof globalThis.main === 'function' ? globalThis.main : null;\n"
-	"    if (!main) return settle(1, 'the action defines no main function: declare function main(params) or set exports.main');\n"
-	"    try {\n"
-	"      Promise.resolve(main(params)).then((r) => {\n"
-	"        let text;\n"
-	"        try { text = JSON.stringify(r === undefined ? {} : r); } catch (e) { return fail(e); }\n"
-	"        if (text === undefined) return settle(1, 'The action did not return a dictionary.');\n"
-	"        settle(0, text);\n"
-	"      }, fail);\n"
-	"    } catch (e) { fail(e); }\n"
-	"  };\n"
-	"})";
+/*
+ * The JavaScript half of the guest, embedded at build time and NUL-terminated for JS_Eval:
+ * guest/prelude.js (console, CommonJS for plain code, finding and calling main) and
+ * guest/modules.js (the module loader of zip actions, evaluated only for them). The paths are
+ * relative to native/, where the Makefile runs the compiler.
+ */
+#define EMBED(sym, file)                    \
+	__asm__(".section .rodata\n"        \
+		".global " #sym "\n" #sym ":\n" \
+		".incbin \"" file "\"\n"        \
+		".global " #sym "_end\n" #sym "_end:\n" \
+		".byte 0\n"                     \
+		".previous\n");                 \
+	extern const char sym[], sym##_end[]
+EMBED(vsp_prelude_js, "guest/prelude.js");
+EMBED(vsp_modules_js, "guest/modules.js");
+
+/*
+ * An INIT input that starts with this is a JSON envelope rather than plain source:
+ * {"main": "fn", "source": "..."} (plain code with another main) or {"main": "fn", "files":
+ * {"/path": "source", ...}} (a zip action's module map), made by runner/js-init.ts. A NUL cannot
+ * start valid JavaScript, so no plain source is mistaken for one.
+ */
+static const char envelope_mark[] = "\0vespid:init\n";
+#define ENVELOPE_MARK_LEN (sizeof(envelope_mark) - 1)
+
+/* The prelude's API object: plain, loadModules, run, and from modules.js resolveImport, moduleFor, cjsExports. */
+static JSValue api;
 
 static struct {
 	int done;
@@ -98,6 +93,144 @@ static JSValue js_settle(JSContext *ctx, JSValueConst this_val, int argc, JSValu
 	outcome.done = 1;
 	JS_FreeCString(ctx, s);
 	return JS_UNDEFINED;
+}
+
+/* compile(source, filename): runs source as a global script and returns its completion value. */
+static JSValue js_compile(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+	(void)this_val;
+	size_t len;
+	if (argc < 2)
+		return JS_ThrowTypeError(ctx, "compile(source, filename)");
+	const char *src = JS_ToCStringLen(ctx, &len, argv[0]);
+	const char *name = src ? JS_ToCString(ctx, argv[1]) : NULL;
+	JSValue v = name ? JS_Eval(ctx, src, len, name, JS_EVAL_TYPE_GLOBAL) : JS_EXCEPTION;
+	JS_FreeCString(ctx, src);
+	JS_FreeCString(ctx, name);
+	return v;
+}
+
+/* evalModule(source, name): compiles, links (through the loader below) and runs an ES module. */
+static JSValue js_eval_module(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+	(void)this_val;
+	size_t len;
+	if (argc < 2)
+		return JS_ThrowTypeError(ctx, "evalModule(source, name)");
+	const char *src = JS_ToCStringLen(ctx, &len, argv[0]);
+	const char *name = src ? JS_ToCString(ctx, argv[1]) : NULL;
+	JSValue v = name ? JS_Eval(ctx, src, len, name, JS_EVAL_TYPE_MODULE) : JS_EXCEPTION;
+	JS_FreeCString(ctx, src);
+	JS_FreeCString(ctx, name);
+	return v;
+}
+
+/* api[method](args...), the result owned by the caller. */
+static JSValue call_api(JSContext *ctx, const char *method, int argc, JSValueConst *argv)
+{
+	JSValue fn = JS_GetPropertyStr(ctx, api, method);
+	JSValue r = JS_Call(ctx, fn, api, argc, argv);
+	JS_FreeValue(ctx, fn);
+	return r;
+}
+
+/* ES-module names are paths in the module map; the prelude resolves them as Node would. */
+static char *module_normalize(JSContext *ctx, const char *base, const char *name, void *opaque)
+{
+	(void)opaque;
+	JSValue args[2] = { JS_NewString(ctx, base), JS_NewString(ctx, name) };
+	JSValue r = call_api(ctx, "resolveImport", 2, args);
+	JS_FreeValue(ctx, args[0]);
+	JS_FreeValue(ctx, args[1]);
+	if (JS_IsException(r))
+		return NULL; /* the pending exception is the import's error */
+	const char *s = JS_ToCString(ctx, r);
+	JS_FreeValue(ctx, r);
+	if (!s)
+		return NULL;
+	char *out = js_strdup(ctx, s);
+	JS_FreeCString(ctx, s);
+	return out;
+}
+
+/* A CommonJS (or JSON) module seen from an ES module: `default` is its exports, plus each key. */
+static int cjs_module_init(JSContext *ctx, JSModuleDef *m)
+{
+	JSAtom atom = JS_GetModuleName(ctx, m);
+	JSValue name = JS_AtomToString(ctx, atom);
+	JS_FreeAtom(ctx, atom);
+	JSValue got = call_api(ctx, "cjsExports", 1, &name);
+	JS_FreeValue(ctx, name);
+	if (JS_IsException(got))
+		return -1;
+	JSValue value = JS_GetPropertyStr(ctx, got, "value");
+	JSValue keys = JS_GetPropertyStr(ctx, got, "keys");
+	JS_FreeValue(ctx, got);
+	int rc = JS_SetModuleExport(ctx, m, "default", JS_DupValue(ctx, value));
+	uint32_t n = 0;
+	JSValue length = JS_GetPropertyStr(ctx, keys, "length");
+	JS_ToUint32(ctx, &n, length);
+	for (uint32_t i = 0; rc == 0 && i < n; i++) {
+		JSValue key = JS_GetPropertyUint32(ctx, keys, i);
+		const char *k = JS_ToCString(ctx, key);
+		JS_FreeValue(ctx, key);
+		if (!k) {
+			rc = -1;
+			break;
+		}
+		rc = JS_SetModuleExport(ctx, m, k, JS_GetPropertyStr(ctx, value, k));
+		JS_FreeCString(ctx, k);
+	}
+	JS_FreeValue(ctx, value);
+	JS_FreeValue(ctx, keys);
+	return rc;
+}
+
+static JSModuleDef *module_loader(JSContext *ctx, const char *name, void *opaque)
+{
+	(void)opaque;
+	JSValue arg = JS_NewString(ctx, name);
+	JSValue r = call_api(ctx, "moduleFor", 1, &arg);
+	JS_FreeValue(ctx, arg);
+	if (JS_IsException(r))
+		return NULL;
+	if (JS_IsString(r)) { /* an ES module's source */
+		size_t len;
+		const char *src = JS_ToCStringLen(ctx, &len, r);
+		JS_FreeValue(ctx, r);
+		if (!src)
+			return NULL;
+		JSValue fn = JS_Eval(ctx, src, len, name, JS_EVAL_TYPE_MODULE | JS_EVAL_FLAG_COMPILE_ONLY);
+		JS_FreeCString(ctx, src);
+		if (JS_IsException(fn))
+			return NULL;
+		JSModuleDef *m = JS_VALUE_GET_PTR(fn);
+		JS_FreeValue(ctx, fn);
+		return m;
+	}
+	/* CommonJS or JSON, already run by the prelude: r lists its named exports. */
+	JSModuleDef *m = JS_NewCModule(ctx, name, cjs_module_init);
+	uint32_t n = 0;
+	JSValue length = JS_GetPropertyStr(ctx, r, "length");
+	JS_ToUint32(ctx, &n, length);
+	if (!m || JS_AddModuleExport(ctx, m, "default") < 0)
+		goto fail;
+	for (uint32_t i = 0; i < n; i++) {
+		JSValue key = JS_GetPropertyUint32(ctx, r, i);
+		const char *k = JS_ToCString(ctx, key);
+		JS_FreeValue(ctx, key);
+		if (!k)
+			goto fail;
+		int rc = JS_AddModuleExport(ctx, m, k);
+		JS_FreeCString(ctx, k);
+		if (rc < 0)
+			goto fail;
+	}
+	JS_FreeValue(ctx, r);
+	return m;
+fail:
+	JS_FreeValue(ctx, r);
+	return NULL;
 }
 
 /* The pending exception as text: "Name: message" and the stack, for the activation's result. */
@@ -174,48 +307,127 @@ static void seed_random(JSContext *ctx)
 	JS_FreeValue(ctx, global);
 }
 
+/* Runs the promise jobs there are; there are no timers or I/O to wait for. */
+static int run_jobs(JSRuntime *rt, int (*until)(void))
+{
+	JSContext *job_ctx;
+	while (!until()) {
+		int j = JS_ExecutePendingJob(rt, &job_ctx);
+		if (j < 0)
+			finish_with_exception(job_ctx, "");
+		if (j == 0)
+			return 0;
+	}
+	return 1;
+}
+static int never(void) { return 0; }
+static int settled(void) { return outcome.done; }
+
+/* A string property of an object as a new JS value, or undefined. */
+static JSValue string_prop(JSContext *ctx, JSValueConst obj, const char *name)
+{
+	JSValue v = JS_GetPropertyStr(ctx, obj, name);
+	if (JS_IsString(v))
+		return v;
+	JS_FreeValue(ctx, v);
+	return JS_UNDEFINED;
+}
+
+/*
+ * Loads the action from the INIT input: plain source (main is `main`), or an envelope naming
+ * another main and carrying the source or a zip's module map. Whatever fails here fails the
+ * load, which the runner's check at PUT reports as the code's error.
+ */
+static void load_action(JSContext *ctx)
+{
+	size_t code_len;
+	char *code = vsp_input(VSP_INPUT_INIT, &code_len);
+	JSValue r;
+	if (code_len >= ENVELOPE_MARK_LEN && memcmp(code, envelope_mark, ENVELOPE_MARK_LEN) == 0) {
+		JSValue env = JS_ParseJSON(ctx, code + ENVELOPE_MARK_LEN, code_len - ENVELOPE_MARK_LEN, "<init>");
+		if (JS_IsException(env))
+			finish_with_exception(ctx, "invalid init input: ");
+		/* Zeroed pages are left out of the snapshot; the map lives on as JS strings. */
+		memset(code, 0, code_len);
+		free(code);
+		JSValue main_name = string_prop(ctx, env, "main");
+		JSValue source = string_prop(ctx, env, "source");
+		if (JS_IsUndefined(main_name))
+			main_name = JS_NewString(ctx, "main");
+		if (JS_IsString(source)) {
+			size_t len;
+			const char *src = JS_ToCStringLen(ctx, &len, source);
+			JSValue loaded = src ? JS_Eval(ctx, src, len, "action.js", JS_EVAL_TYPE_GLOBAL) : JS_EXCEPTION;
+			JS_FreeCString(ctx, src);
+			if (JS_IsException(loaded))
+				finish_with_exception(ctx, "");
+			JS_FreeValue(ctx, loaded);
+			JSValue args[2] = { main_name, JS_NewBool(ctx, len == 0) };
+			r = call_api(ctx, "plain", 2, args);
+		} else {
+			JSValue factory = JS_Eval(ctx, vsp_modules_js, (size_t)(vsp_modules_js_end - vsp_modules_js), "<vespid modules>", JS_EVAL_TYPE_GLOBAL);
+			if (JS_IsException(factory))
+				finish_with_exception(ctx, "module loader: ");
+			JSValue args[2] = { factory, env };
+			r = call_api(ctx, "loadModules", 2, args);
+			JS_FreeValue(ctx, factory);
+		}
+		JS_FreeValue(ctx, source);
+		JS_FreeValue(ctx, main_name);
+		JS_FreeValue(ctx, env);
+	} else {
+		JSValue loaded = JS_Eval(ctx, code, code_len, "action.js", JS_EVAL_TYPE_GLOBAL);
+		if (JS_IsException(loaded))
+			finish_with_exception(ctx, ""); /* before PARAMS: an action that cannot load never gets ready */
+		JS_FreeValue(ctx, loaded);
+		memset(code, 0, code_len);
+		free(code);
+		JSValue args[2] = { JS_NewString(ctx, "main"), JS_NewBool(ctx, code_len == 0) };
+		r = call_api(ctx, "plain", 2, args);
+		JS_FreeValue(ctx, args[0]);
+	}
+	if (JS_IsException(r))
+		finish_with_exception(ctx, "");
+	JS_FreeValue(ctx, r);
+}
+
 int main(void)
 {
 	JSRuntime *rt = JS_NewRuntime();
 	JSContext *ctx = rt ? JS_NewContext(rt) : NULL;
 	if (!ctx)
 		vsp_finish(VSP_OUT_ERROR, "could not create the JavaScript runtime", 39);
+	JS_SetModuleLoaderFunc(rt, module_normalize, module_loader, NULL);
 
-	JSValue setup = JS_Eval(ctx, prelude, sizeof(prelude) - 1, "<vespid>", JS_EVAL_TYPE_GLOBAL);
+	JSValue setup = JS_Eval(ctx, vsp_prelude_js, (size_t)(vsp_prelude_js_end - vsp_prelude_js), "<vespid>", JS_EVAL_TYPE_GLOBAL);
 	if (JS_IsException(setup))
 		finish_with_exception(ctx, "prelude: ");
-	JSValue natives[2] = { JS_NewCFunction(ctx, js_write, "write", 2), JS_NewCFunction(ctx, js_settle, "settle", 2) };
-	JSValue invoke = JS_Call(ctx, setup, JS_UNDEFINED, 2, natives);
-	if (JS_IsException(invoke))
+	JSValue natives[4] = {
+		JS_NewCFunction(ctx, js_write, "write", 2), JS_NewCFunction(ctx, js_settle, "settle", 2),
+		JS_NewCFunction(ctx, js_compile, "compile", 2), JS_NewCFunction(ctx, js_eval_module, "evalModule", 2),
+	};
+	api = JS_Call(ctx, setup, JS_UNDEFINED, 4, natives);
+	if (JS_IsException(api))
 		finish_with_exception(ctx, "prelude: ");
 
-	size_t code_len, params_len;
-	char *code = vsp_input(VSP_INPUT_INIT, &code_len);
-	JSValue loaded = JS_Eval(ctx, code, code_len, "action.js", JS_EVAL_TYPE_GLOBAL);
-	if (JS_IsException(loaded))
-		finish_with_exception(ctx, ""); /* before PARAMS: an action that cannot load never gets ready */
+	load_action(ctx);
+	/* Promise jobs the code's top level started run now, so the snapshot holds their outcome. */
+	run_jobs(rt, never);
 
 	probe_rdrand();
+	size_t params_len;
 	char *params = vsp_input(VSP_INPUT_PARAMS, &params_len);
 	seed_random(ctx);
 
 	JSValue args = JS_ParseJSON(ctx, params, params_len, "<params>");
 	if (JS_IsException(args))
 		finish_with_exception(ctx, "invalid parameters: ");
-	JSValue r = JS_Call(ctx, invoke, JS_UNDEFINED, 1, &args);
+	JSValue r = call_api(ctx, "run", 1, &args);
 	if (JS_IsException(r))
 		finish_with_exception(ctx, "");
 
-	/* Run the promise jobs main started until it settles; there are no timers or I/O to wait for. */
-	JSContext *job_ctx;
-	while (!outcome.done) {
-		int j = JS_ExecutePendingJob(rt, &job_ctx);
-		if (j < 0)
-			finish_with_exception(job_ctx, "");
-		if (j == 0)
-			break;
-	}
-	if (!outcome.done) {
+	/* Run the promise jobs main started until it settles. */
+	if (!run_jobs(rt, settled)) {
 		static const char msg[] = "main returned a Promise that never settled";
 		vsp_finish(VSP_OUT_ERROR, msg, sizeof(msg) - 1);
 	}
