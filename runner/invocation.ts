@@ -51,8 +51,13 @@ export async function runInvocation(event: InvocationEvent, deps: InvocationDeps
   try {
     activation = await execute(event, start, deps);
   } catch (err) {
-    deps.logger.error({ err, activationId: event.activationId }, "invocation failed inside the runner");
-    activation = buildActivation({ event, start, end: Date.now(), verdict: internalError("The runner failed to run the action."), isolation: deps.engine.isolation });
+    // The platform failed, not the action: typically NATS went away while the action was loaded
+    // (a KV read timing out). Recorded now, the call would end as a whisk internal error the user
+    // can do nothing about; handed back, the scheduler retries it with backoff, and only after
+    // VESPID_MAX_RETRIES does it end in a failed record (and a dead letter).
+    ran?.();
+    deps.logger.error({ err, activationId: event.activationId }, "invocation failed inside the runner; handing it back to be retried");
+    return { ok: false, error: `the runner could not run the invocation: ${(err as Error)?.message ?? String(err)}`, retry: true };
   }
   ran?.();
   const { outcome } = await deps.recorder.record(activation, event.replyTo);
