@@ -358,6 +358,7 @@ test.serial("end to end: an alarm feed made with the openwhisk client runs its r
 
     const list = await platform.request("GET", api("activations?name=every-second&limit=100"));
     const ids: string[] = list.body.map((a: { activationId: string }) => a.activationId);
+    t.log(`${ids.length} ticks fired between the feed's CREATE and its stopDate`);
     t.true(ids.length >= 2, `${ids.length} trigger activations`);
     t.is(new Set(ids).size, ids.length);
     const actionRecords = (await platform.request("GET", api("activations?name=tick-echo&limit=100"))).body;
