@@ -26,9 +26,11 @@ export class KvEntities<T> {
 
   /** Every record whose key matches `keyFilter` (a KV key pattern such as `ns.*`). */
   async list(keyFilter: string): Promise<T[]> {
-    const keys: string[] = [];
-    for await (const key of await this.kv.keys(keyFilter)) keys.push(key);
-    const entries = await Promise.all(keys.map((key) => this.kv.get(key)));
+    // A key written while the listing runs (e.g. the catalog installed by a gateway starting now)
+    // can come twice from the keys() consumer: each is read once.
+    const keys = new Set<string>();
+    for await (const key of await this.kv.keys(keyFilter)) keys.add(key);
+    const entries = await Promise.all([...keys].map((key) => this.kv.get(key)));
     return entries.flatMap((entry) => (entry?.operation === "PUT" ? [this.schema.parse(entry.json())] : []));
   }
 

@@ -149,8 +149,10 @@ test("3-node cluster: provisioning makes R3; R1 made earlier is scaled up; a def
   const kv = await new Kvm(nc).open(ACTIONS_BUCKET);
   await kv.put("guest.kept", "before the scale-up");
 
-  // ... and a component started with the default raises it, keeping the data.
-  await provision(nc);
+  // ... and a component started with the default raises it, keeping the data. A cluster this
+  // new (on a loaded machine) may not yet offer three current peers for placement for longer than
+  // provision's own 30 s of election retries.
+  await retryDuringElection(() => provision(nc), { deadlineMs: 90_000 });
   t.deepEqual(await replicasOf(nc), every(3));
   // The scale-up moves the bucket to a new Raft group: reads time out until it has a leader.
   t.is((await retryDuringElection(() => kv.get("guest.kept")))?.string(), "before the scale-up");
