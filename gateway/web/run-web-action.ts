@@ -4,6 +4,7 @@
 // answered for the action unless it handles OPTIONS itself (`web-custom-options`). The call goes
 // through the normal invoke path (gateway/invoke.ts: limits, records, isolation) as the action's
 // owner, who is also charged for it, and waits like a blocking invocation.
+import { createHash, timingSafeEqual } from "node:crypto";
 import { keyValuesToObject } from "../../contracts/index.ts";
 import { ApiError, Messages } from "../errors.ts";
 import { invocationRequest, type InvocationDeps } from "../invocation-request.ts";
@@ -108,9 +109,17 @@ export async function runWebAction(deps: WebActionDeps, call: WebCall): Promise<
  */
 function authorized(required: unknown, headers: Headers, caller: string | undefined): boolean {
   if (required === undefined) return true;
-  if (typeof required === "string" || typeof required === "number") return headers.get(REQUIRE_WHISK_AUTH_HEADER) === String(required);
+  if (typeof required === "string" || typeof required === "number") return sameSecret(headers.get(REQUIRE_WHISK_AUTH_HEADER), String(required));
   if (required === true) return caller !== undefined;
   return false;
+}
+
+/** Compares in constant time (as far as the lengths go), so timing does not reveal the secret. */
+function sameSecret(given: string | null, secret: string): boolean {
+  if (given === null) return false;
+  const a = createHash("sha256").update(given).digest();
+  const b = createHash("sha256").update(secret).digest();
+  return timingSafeEqual(a, b);
 }
 
 /** OpenWhisk's truthiness of an annotation value. */
