@@ -1,6 +1,7 @@
 #!/usr/bin/env -S node --import=tsx
 // Vespid's command line: the whole platform in one process (`all`), or one component of it joining
 // a shared NATS server, so that more schedulers and runners can be added on other machines.
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
@@ -41,7 +42,10 @@ Options:
                       VESPID_ISOLATION)
   -h, --help          this text
 
-Other settings: VESPID_ACTIVATION_RETENTION, VESPID_NAMESPACE_CONCURRENT, VESPID_NAMESPACE_PER_MINUTE, VESPID_IDEMPOTENCY_WINDOW, VESPID_MAX_QUEUE, VESPID_MAX_BLOCKING_WAITS, VESPID_REPLICAS, VESPID_HOST, VESPID_RUNNER_CAPACITY, VESPID_POOL_MB, VESPID_LOG_LEVEL (see README.md).`;
+Other settings: VESPID_ACTIVATION_RETENTION, VESPID_NAMESPACE_CONCURRENT, VESPID_NAMESPACE_PER_MINUTE, VESPID_IDEMPOTENCY_WINDOW, VESPID_MAX_QUEUE, VESPID_MAX_BLOCKING_WAITS, VESPID_REPLICAS, VESPID_HOST, VESPID_RUNNER_CAPACITY, VESPID_POOL_MB, VESPID_LOG_LEVEL, VESPID_LOG_FORMAT (see README.md).
+
+What is printed for people (this banner, what runs) goes to stdout; the log goes to stderr, as
+JSON lines, or readable lines when stderr is a terminal (VESPID_LOG_FORMAT=json|pretty chooses).`;
 
 class UsageError extends Error {}
 
@@ -133,7 +137,7 @@ async function startComponents(mode: Mode, config: Config, nc: NatsConnection, l
   // are imported on demand: a runner machine need not load the HTTP stack, nor a gateway the engine.
   if (mode === "all" || mode === "runner") {
     const { startRunner, describeIsolation } = await import("../runner/index.ts");
-    const runner = await startRunner({ nc, dataDir: config.dataDir, capacity: config.runnerCapacity, poolMb: config.poolMb, isolation: config.isolation, logger });
+    const runner = await startRunner({ nc, dataDir: config.dataDir, capacity: config.runnerCapacity, queueLimit: config.runnerQueue, poolMb: config.poolMb, isolation: config.isolation, logger });
     closers.push({ name: "runner", close: runner.close });
     started.runner = runner;
     // The one line that says how invocations are isolated here, and why; before the banner.
@@ -151,7 +155,7 @@ async function startComponents(mode: Mode, config: Config, nc: NatsConnection, l
   }
   if (mode === "all" || mode === "gateway") {
     const { startGateway } = await import("../gateway/index.ts");
-    const gateway = await startGateway({ nc, port: config.port, host: config.host, dataDir: config.dataDir, logger, namespaceLimits: config.namespaceLimits, maxQueue: config.maxQueue, maxBlockingWaits: config.maxBlockingWaits });
+    const gateway = await startGateway({ nc, port: config.port, host: config.host, dataDir: config.dataDir, logger, namespaceLimits: config.namespaceLimits, maxQueue: config.maxQueue, maxBlockingWaits: config.maxBlockingWaits, directCalls: config.directCalls });
     closers.push({ name: "gateway", close: gateway.close });
     started.gateway = gateway;
   }
@@ -160,25 +164,25 @@ async function startComponents(mode: Mode, config: Config, nc: NatsConnection, l
 
 function printWelcome(config: Config, natsUrl: string, embedded: boolean, gateway: { url: string; apiKey?: string }, runner?: Started["runner"]): void {
   const key = gateway.apiKey;
+  const keyFile = join(config.dataDir, "auth.key");
+  // Printed on stdout, the log on stderr: `vespid all 2>vespid.log` leaves just this on screen.
   const lines = [
     "",
-    "Vespid is running.",
-    `  API        ${gateway.url}/api/v1`,
+    "Vespid is running: gateway, scheduler, runner and triggers in this process.",
+    `  API        ${gateway.url}/api/v1   (docs: ${gateway.url}/docs)`,
     `  NATS       ${natsUrl}${embedded ? ` (embedded, data in ${config.dataDir})` : ""}`,
     `  Runner     ${runner ? `${runner.runnerId}, ${config.runnerCapacity} at a time, isolation ${runner.isolation}` : "-"}`,
-    `  API key    ${key ?? `unknown: the default namespace has a key this data directory does not hold (see logs)`}`,
+    key
+      ? `  API key    ${key}\n             (namespace guest; saved in ${keyFile})`
+      : `  API key    unknown: namespace guest has a key that ${keyFile} does not hold (see the log)`,
+    `  Metrics    ${gateway.url}/metrics, Bearer token ${process.env.VESPID_METRICS_TOKEN ? "VESPID_METRICS_TOKEN" : `in ${join(config.dataDir, "metrics.token")}`} (docs/telemetry.md)`,
     "",
-    "Try it:",
-    `  export KEY='${key ?? "<uuid:key>"}'`,
-    `  curl -u "$KEY" ${gateway.url}/api/v1/namespaces/_/actions`,
+    "Try it, from another terminal in this directory:",
+    "  npx vespid action list",
+    `  curl -u "$(cat ${keyFile})" ${gateway.url}/api/v1/namespaces/_/actions`,
     "",
-    `API docs: ${gateway.url}/docs`,
-    "Command line (wsk's verbs; uses this platform when run here): npx vespid action list, npx vespid --help",
-    "Namespaces, keys and limits: node --import=tsx bin/vespid.ts admin --help",
-    "",
-    "Add a runner from another terminal:",
-    `  node --import=tsx bin/vespid.ts runner --nats ${natsUrl}`,
-    "",
+    "Namespaces, keys and limits: npx vespid admin --help. Everything else: npx vespid --help.",
+    `Add a runner: npx vespid runner --nats ${natsUrl}`,
     "Stop with Ctrl-C.",
     "",
   ];
@@ -253,7 +257,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, config.logFormat);
   const closers: Closer[] = [];
   const onSignal = (signal: NodeJS.Signals) => {
     if (shuttingDown) {

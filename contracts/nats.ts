@@ -26,6 +26,15 @@ export const RUNNER_BUILD_QUEUE = "vespid-runners";
  */
 export const runnerBuildSubject = (tier: Isolation): string => `${RUNNER_BUILD_SUBJECT}.${tier}`;
 
+/**
+ * Each runner publishes its prom-client registry (getMetricsAsJSON(), gzipped JSON) here every
+ * METRICS_INTERVAL_MS (core NATS, fire and forget); gateways merge them for /metrics and
+ * /api/v1/stats (docs/telemetry.md).
+ */
+export const RUNNER_METRICS_SUBJECT_PREFIX = "vespid.metrics.runner";
+export const runnerMetricsSubject = (runnerId: string): string => `${RUNNER_METRICS_SUBJECT_PREFIX}.${runnerId}`;
+export const METRICS_INTERVAL_MS = 1_000;
+
 /** Results for blocking callers: `vespid.result.<gatewayId>.<activationId>`. */
 export const RESULT_SUBJECT_PREFIX = "vespid.result";
 export const resultSubject = (gatewayId: string, activationId: string): string =>
@@ -147,6 +156,17 @@ export const routeApiKey = (namespace: string, basePath: string): string => `${s
 export const schedulerNoticeSubject = (schedulerId: string): string => `vespid.scheduler.${schedulerId}.notice`;
 /** NATS header of an assignment: the subject its AssignmentNotice messages go to. */
 export const DONE_TO_HEADER = "Vespid-Done-To";
+
+/*
+ * The direct path of blocking calls (gateway/direct-dispatch.ts, runner/assignments.ts): a gateway
+ * hands a blocking invocation straight to a runner on `vespid.runner.<id>.run` (answered at once
+ * with an AssignmentAck; the runner may queue it behind its busy slots), and the record comes back
+ * on the event's replyTo as on the queued path. Only a failure to finish is told, as an `ended`
+ * AssignmentNotice on the gateway's own notice subject (DONE_TO_HEADER); the gateway then queues
+ * the event on JetStream like any other.
+ */
+export const runnerRunSubject = (runnerId: string): string => `vespid.runner.${runnerId}.run`;
+export const gatewayNoticeSubject = (gatewayId: string): string => `vespid.gateway.${gatewayId}.notice`;
 
 /**
  * Invocations that used up their retries (VESPID_MAX_RETRIES system failures), one message per

@@ -186,6 +186,12 @@ export const InvocationEvent = z.object({
   /** `namespace/binding` when invoked through a package binding; recorded as the `binding` annotation. */
   binding: z.string().optional(),
   /**
+   * The HTTP request that queued it (the gateway's `X-Request-Id`), so the scheduler's and the
+   * runner's log lines about the call carry the gateway's `reqId`; absent for fires and retries
+   * of events queued before it existed. Logs only: nothing depends on it.
+   */
+  requestId: z.string().max(255).optional(),
+  /**
    * The weakest tier that may run it (see Isolation), set by the gateway from the action's
    * annotation, its sequence components' and the namespaces' settings; absent: any runner.
    */
@@ -215,6 +221,11 @@ export const InvocationEvent = z.object({
    * its record first and, finding one, answers with it instead of running the call again.
    */
   redelivered: z.boolean().optional(),
+  /**
+   * The KV revision of the action record the gateway resolved: a runner's cached copy older than
+   * this is read again (infra/kv-cache.ts), so an invocation right after an update runs the update.
+   */
+  actionRevision: z.number().int().positive().optional(),
 });
 export type InvocationEvent = z.infer<typeof InvocationEvent>;
 
@@ -288,6 +299,9 @@ export const RunnerHeartbeat = z.object({
   capacity: z.number().int().nonnegative(),
   /** Invocations whose engine run is under way now (recording a finished one holds no slot). */
   inflight: z.number().int().nonnegative(),
+  /** Direct calls (from gateways, runner/assignments.ts) waiting for a slot, and how many may. */
+  queued: z.number().int().nonnegative().optional(),
+  queueLimit: z.number().int().nonnegative().optional(),
   at: z.number().int(),
   /**
    * Counts this runner's heartbeats: an activation missing from a heartbeat later than the one an
@@ -614,3 +628,56 @@ export const NatsFeedParams = z.object({
   durable: JetStreamName.optional(),
 }).refine((p) => p.durable === undefined || p.stream !== undefined, { message: "durable needs a stream", path: ["durable"] });
 export type NatsFeedParams = z.infer<typeof NatsFeedParams>;
+
+/** A live runner's figures in PlatformStats: platform-wide, no tenant data. */
+export const RunnerStats = z.object({
+  runnerId: z.string(),
+  isolation: Isolation,
+  /** Slots, and runs under way in them. */
+  capacity: z.number(),
+  inflight: z.number(),
+  /** Guests running a call now, and idle VMs of the warm pool. */
+  activeVirtines: z.number(),
+  idleVirtines: z.number(),
+  poolHitsPerSecond: z.number(),
+  poolMissesPerSecond: z.number(),
+  /** Mean cold-start latency in the window, ms; null when none. */
+  coldStartMs: z.number().nullable(),
+  /** The runner process's CPU over the window, % of one core. */
+  cpuPercent: z.number(),
+  rssBytes: z.number(),
+  heapUsedBytes: z.number(),
+});
+export type RunnerStats = z.infer<typeof RunnerStats>;
+
+/**
+ * GET /api/v1/stats (gateway/routes/stats.ts): the caller's namespace's figures over the last
+ * `windowSeconds`, and the live runners'. The contract is /work/briefs/telemetry-contract.md and
+ * docs/telemetry.md.
+ */
+export const PlatformStats = z.object({
+  /** ms since the epoch */
+  at: z.number(),
+  windowSeconds: z.number(),
+  namespace: z.string(),
+  invocations: z.object({
+    /** Activations ended since the platform's counters began (sum over live runners). */
+    total: z.number(),
+    perSecond: z.number(),
+    /** Of which not status success. */
+    errorsPerSecond: z.number(),
+    coldStartsPerSecond: z.number(),
+    /** warm / all in the window; null when none. */
+    warmHitRatio: z.number().nullable(),
+  }),
+  /** ms; null when no activation ended in the window. */
+  latency: z.object({
+    p50: z.number().nullable(),
+    p90: z.number().nullable(),
+    p99: z.number().nullable(),
+    waitP50: z.number().nullable(),
+    waitP99: z.number().nullable(),
+  }),
+  runners: z.array(RunnerStats),
+});
+export type PlatformStats = z.infer<typeof PlatformStats>;

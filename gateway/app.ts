@@ -12,12 +12,14 @@ import type { BuildCode } from "./build.ts";
 import type { GatewayEnv } from "./env.ts";
 import { errorHandler, notFoundHandler } from "./errors.ts";
 import { failFastWhenDisconnected } from "./fail-fast.ts";
+import { logRequests } from "./request-log.ts";
 import type { Invoker } from "./invoke.ts";
 import type { RouteStore } from "./api-gateway/store.ts";
 import { actionRoutes } from "./routes/actions.ts";
 import { apiGatewayRoutes } from "./routes/api-gateway.ts";
 import { apiMgmtRoutes } from "./routes/apimgmt.ts";
 import { activationRoutes } from "./routes/activations.ts";
+import { consoleRoutes } from "./routes/console.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { namespaceListRoutes } from "./routes/namespaces.ts";
@@ -27,6 +29,8 @@ import { ruleRoutes } from "./routes/rules.ts";
 import { deadLetterRoutes } from "./routes/dead-letters.ts";
 import { triggerRoutes } from "./routes/triggers.ts";
 import { webhookRoutes } from "./routes/webhooks.ts";
+import { telemetryRoutes } from "./routes/telemetry.ts";
+import type { GatewayTelemetry } from "./telemetry.ts";
 import type { EventEntities } from "../triggers/entities.ts";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { PackageStore } from "./package-store.ts";
@@ -63,6 +67,8 @@ export interface GatewayDeps {
   idempotency: IdempotencyStore;
   /** JetStream's state as last checked (gateway/jetstream-status.ts), for /health and failing fast. */
   jetstream?: () => JetStreamHealth;
+  /** Metrics and stats (gateway/telemetry.ts) with the token /metrics requires; absent: no such routes. */
+  telemetry?: { telemetry: GatewayTelemetry; metricsToken: string };
 }
 
 /** Short enough to read out, long enough not to collide within a log's lifetime. */
@@ -79,12 +85,19 @@ export function createApp(deps: GatewayDeps): Hono<GatewayEnv> {
     .route("/deadletters", deadLetterRoutes(deps));
 
   const app = new Hono<GatewayEnv>()
-    .use(requestId({ generator: newRequestId }))
+    // An incoming X-Request-Id of up to 128 word characters is kept (the caller's own tracing id);
+    // anything else gets a new one. Either way it is echoed and carried into the logs.
+    .use(requestId({ generator: newRequestId, limitLength: 128 }))
+    .use(logRequests(deps.logger))
+    .use(deps.telemetry ? deps.telemetry.telemetry.countRequests() : (_c, next) => next())
     // Webhooks and web actions read NATS before anything else: 503 at once while it is away.
     .use("/api/v1/webhooks/*", failFastWhenDisconnected(deps.isConnected))
     .use("/api/v1/web/*", failFastWhenDisconnected(deps.isConnected))
     .route("/", healthRoutes(deps))
     .route("/", docsRoutes())
+    .route("/", telemetryRoutes(deps))
+    // The web console: `/` and /console/<asset> only, so it shadows no API route.
+    .route("/", consoleRoutes())
     .route("/", namespaceListRoutes(deps))
     // No API key: a trigger's own annotations say whether it answers, and with which secret.
     .route("/api/v1/webhooks", webhookRoutes(deps))

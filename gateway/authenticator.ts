@@ -3,7 +3,9 @@
 // and a burst of requests with one header that is not remembered runs a single verification that
 // they all wait for (singleflight): 50 concurrent calls after the cache expired cost one scrypt,
 // not 50. A failed verification is shared only by the requests that arrived while it ran; it is
-// not remembered after.
+// not remembered after. A key whose record changes or is deleted is forgotten at once (`forget`,
+// fed by a watch of the keys bucket: gateway/services.ts), so a deleted key stops working within
+// milliseconds on every gateway; the time limit is only a backstop for a watch that lags.
 import { createHash } from "node:crypto";
 import type { KV } from "@nats-io/kv";
 import { parseApiKey, verifyApiKey, type ApiKey } from "./keys.ts";
@@ -11,8 +13,13 @@ import { parseApiKey, verifyApiKey, type ApiKey } from "./keys.ts";
 /** The namespace the header's credentials belong to, or undefined when they are missing or wrong. */
 export type Authenticate = (authorization: string | undefined) => Promise<string | undefined>;
 
+export interface Authenticator extends Authenticate {
+  /** The key `uuid` changed or was deleted: verify it again next time. */
+  forget(uuid: string): void;
+}
+
 export interface AuthenticatorOptions {
-  /** How long a verified header stays trusted, ms; a deleted key keeps working this long. */
+  /** How long a verified header stays trusted, ms: the bound on a deleted key that the watch missed. */
   cacheTtlMs: number;
   /** Entries kept at most; the oldest go first. */
   cacheMaxEntries: number;
@@ -25,9 +32,9 @@ export const defaultAuthenticatorOptions = (): AuthenticatorOptions => ({
   cacheMaxEntries: 10_000,
 });
 
-export function createAuthenticator(kv: KV, options = defaultAuthenticatorOptions()): Authenticate {
+export function createAuthenticator(kv: KV, options = defaultAuthenticatorOptions()): Authenticator {
   // Map iteration order is insertion order, which makes the first entry the oldest.
-  const verified = new Map<string, { namespace: string; expires: number }>();
+  const verified = new Map<string, { namespace: string; uuid: string; expires: number }>();
   // Verifications running now, by header digest; an entry lives exactly as long as its promise.
   const verifying = new Map<string, Promise<string | undefined>>();
   const verify = options.verify ?? verifyApiKey;
@@ -35,11 +42,13 @@ export function createAuthenticator(kv: KV, options = defaultAuthenticatorOption
   const verifyOnce = (digest: string, apiKey: ApiKey): Promise<string | undefined> => {
     let running = verifying.get(digest);
     if (running) return running;
+    const generation = forgotten;
     running = verify(kv, apiKey)
       .then((namespace) => {
-        if (namespace !== undefined) {
+        // A key forgotten while it was being verified may have been read before its change.
+        if (namespace !== undefined && generation === forgotten) {
           if (verified.size >= options.cacheMaxEntries) verified.delete(verified.keys().next().value!);
-          verified.set(digest, { namespace, expires: Date.now() + options.cacheTtlMs });
+          verified.set(digest, { namespace, uuid: apiKey.uuid, expires: Date.now() + options.cacheTtlMs });
         }
         return namespace;
       })
@@ -48,7 +57,9 @@ export function createAuthenticator(kv: KV, options = defaultAuthenticatorOption
     return running;
   };
 
-  return async function authenticate(authorization) {
+  /** Counts forget() calls, so a verification that overlapped one is not remembered. */
+  let forgotten = 0;
+  const authenticate = async function authenticate(authorization: string | undefined) {
     if (authorization === undefined) return undefined;
     const apiKey = parseBasicCredentials(authorization);
     if (!apiKey) return undefined;
@@ -59,6 +70,12 @@ export function createAuthenticator(kv: KV, options = defaultAuthenticatorOption
 
     return verifyOnce(digest, apiKey);
   };
+  return Object.assign(authenticate, {
+    forget(uuid: string) {
+      forgotten++;
+      for (const [digest, entry] of verified) if (entry.uuid === uuid) verified.delete(digest);
+    },
+  });
 }
 
 function parseBasicCredentials(authorization: string) {

@@ -82,11 +82,11 @@ export function errorHandler(logger: Logger): ErrorHandler<GatewayEnv> {
       return c.json({ error: err.message, code }, err.status);
     }
     if (isTransientNatsError(err)) {
-      logger.warn({ err, code, method: c.req.method, path: c.req.path }, "NATS unavailable for a request");
+      logger.warn({ err, reqId: code, method: c.req.method, path: c.req.path }, "NATS unavailable for a request");
       c.header("Retry-After", String(DEFAULT_RETRY_AFTER_S));
       return c.json({ error: Messages.unavailable, code }, 503);
     }
-    logger.error({ err, code, method: c.req.method, path: c.req.path }, "unexpected error");
+    logger.error({ err, reqId: code, method: c.req.method, path: c.req.path }, "unexpected error");
     return c.json({ error: Messages.internal, code }, 500);
   };
 }

@@ -22,6 +22,8 @@ export interface GatewayOptions {
   maxQueue?: number;
   /** Blocking callers waited for at once (VESPID_MAX_BLOCKING_WAITS). */
   maxBlockingWaits?: number;
+  /** Blocking calls go straight to runners with room (default true; VESPID_DIRECT_CALLS). */
+  directCalls?: boolean;
 }
 
 export interface Gateway {
@@ -34,7 +36,7 @@ export interface Gateway {
 
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const logger = opts.logger.child({ component: "gateway" });
-  const services = await openGatewayServices({ nc: opts.nc, dataDir: opts.dataDir, logger, blockingWaitMs: opts.blockingWaitMs, namespaceLimits: opts.namespaceLimits, maxQueue: opts.maxQueue, maxBlockingWaits: opts.maxBlockingWaits });
+  const services = await openGatewayServices({ nc: opts.nc, dataDir: opts.dataDir, logger, blockingWaitMs: opts.blockingWaitMs, namespaceLimits: opts.namespaceLimits, maxQueue: opts.maxQueue, maxBlockingWaits: opts.maxBlockingWaits, directCalls: opts.directCalls });
   const app = createApp(services.deps);
   let http;
   try {

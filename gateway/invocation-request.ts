@@ -25,7 +25,7 @@ export async function invocationRequest(
 ): Promise<InvocationRequest | undefined> {
   const resolved = await resolveAction(deps, at, version);
   if (!resolved) return undefined;
-  const { action, defaults, binding } = resolved;
+  const { action, defaults, binding, revision } = resolved;
   const name = storedName(at);
   const sequence = action.exec.kind === "sequence" ? await flattenSequence(deps, action.namespace, action.exec.components) : undefined;
   // The activation is the caller's, even for another namespace's shared action: it is listed
@@ -49,6 +49,8 @@ export async function invocationRequest(
     params: { ...defaults, ...params },
     ...(elsewhere && { target: { namespace: action.namespace, name: action.name, ...(version !== undefined && { version }) } }),
     ...(binding && { binding }),
+    // The runner's cached copy of the action must be at least this new (infra/kv-cache.ts).
+    ...(revision !== undefined && { actionRevision: revision }),
     ...(sequence && { sequence }),
     ...(isolation && { isolation }),
   };

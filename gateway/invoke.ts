@@ -7,6 +7,7 @@ import { ApiError } from "./errors.ts";
 import type { JetStreamStatus } from "./jetstream-status.ts";
 import { INFLIGHT_LEASE_MS, type NamespaceLimiter } from "./limits.ts";
 import type { ResultInbox } from "./result-inbox.ts";
+import type { DirectDispatch } from "./direct-dispatch.ts";
 
 export interface InvocationRequest {
   namespace: string;
@@ -17,8 +18,11 @@ export interface InvocationRequest {
   sequence?: InvocationEvent["sequence"];
   /** `namespace/binding` when the action was named through a package binding. */
   binding?: InvocationEvent["binding"];
+  actionRevision?: InvocationEvent["actionRevision"];
   /** The weakest tier that may run it; absent: any runner. */
   isolation?: InvocationEvent["isolation"];
+  /** The HTTP request's id, for the log lines of the scheduler and runner (see InvocationEvent). */
+  requestId?: string;
   /**
    * The activation id to use instead of a new random one: a trigger's rules derive theirs from
    * the fire, so a redelivered fire queues the same ids and JetStream drops the repeats.
@@ -35,6 +39,11 @@ export interface InvocationOutcome {
 export interface InvokeOptions {
   /** Wait up to this long for the activation (a blocking call); absent: answer once queued. */
   waitMs?: number;
+  /**
+   * A blocking call may go straight to a runner (gateway/direct-dispatch.ts) instead of through
+   * JetStream. Not for calls whose repeats rely on JetStream's duplicate window (Idempotency-Key).
+   */
+  direct?: boolean;
   /**
    * Called once the invocation is queued, before the wait: the id is known and will be recorded.
    * `replayed`: the id is an earlier request's (a repeated idempotency key).
@@ -69,6 +78,8 @@ export interface InvokerOptions {
   status?: JetStreamStatus;
   /** Blocking callers this invoker keeps waiting at once; more get 503 (bounds memory). */
   maxBlockingWaits?: number;
+  /** The direct path for blocking calls; absent: every call goes through JetStream. */
+  direct?: DirectDispatch;
 }
 
 /**
@@ -88,7 +99,7 @@ const HEADER_ROOM = 1024;
  * invocation too big to queue is the caller's 413 naming the bound, not a 503 blaming the queue.
  */
 export function createInvoker(js: JetStreamClient, inbox: ResultInbox, logger: Logger, limiter?: NamespaceLimiter, maxPayload?: () => number, options: InvokerOptions = {}): Invoker {
-  const { status, maxBlockingWaits = Infinity } = options;
+  const { status, maxBlockingWaits = Infinity, direct } = options;
   /** Refuses fast, before anything is counted or published, when the queue cannot take it. */
   const checkQueue = () => {
     const refusal = status?.refusal();
@@ -113,7 +124,7 @@ export function createInvoker(js: JetStreamClient, inbox: ResultInbox, logger: L
       return publish(invokeSubject(request.namespace), new TextEncoder().encode(serialise(event)), request.activationId);
     },
 
-    async invoke(request, { waitMs, onQueued }) {
+    async invoke(request, { waitMs, onQueued, direct: mayGoDirect }) {
       checkQueue();
       if (waitMs !== undefined && inbox.waitingCount >= maxBlockingWaits) {
         throw new ApiError(503, `this gateway already waits for ${inbox.waitingCount} blocking invocations, its limit; try again shortly, or invoke without blocking and poll`, { "Retry-After": "1" });
@@ -122,9 +133,16 @@ export function createInvoker(js: JetStreamClient, inbox: ResultInbox, logger: L
       if (admission && !admission.ok) throw new ApiError(429, admission.reason, { "Retry-After": String(admission.retryAfter) });
       const activationId = request.activationId ?? newActivationId();
       const pending = waitMs === undefined ? undefined : inbox.expect(activationId, waitMs);
+      const directly = pending !== undefined && mayGoDirect === true && direct !== undefined;
       // The limits count running invocations, so the gateway hears of every end, not only the
       // blocking callers': the runner (or the scheduler giving up) sends each record to replyTo.
-      if (admission) inbox.onFinished(activationId, admission.release, INFLIGHT_LEASE_MS);
+      // A direct call is answered for by this gateway until its record comes.
+      if (admission || directly) {
+        inbox.onFinished(activationId, () => {
+          admission?.release();
+          if (directly) direct.finished(activationId);
+        }, INFLIGHT_LEASE_MS);
+      }
       const event: InvocationEvent = {
         activationId,
         ...request,
@@ -148,7 +166,7 @@ export function createInvoker(js: JetStreamClient, inbox: ResultInbox, logger: L
         throw err;
       }
       try {
-        await publish(invokeSubject(request.namespace), payload, activationId);
+        if (!(directly && (await direct.send(event, payload)))) await publish(invokeSubject(request.namespace), payload, activationId);
       } catch (err) {
         abandon();
         throw err;

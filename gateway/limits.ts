@@ -6,9 +6,10 @@
 // the accounting itself.
 //
 // Trade-offs, on purpose:
-// - Counts reach the other gateways within a few ms (one KV put + watch delivery), so several
-//   gateways admitting at the very same instant can together exceed a limit by what they admitted in
-//   that window. OpenWhisk's controllers are approximate the same way (each enforces a share).
+// - Counts reach the other gateways within COUNT_FLUSH_MS plus a few ms (one KV put + watch
+//   delivery), so several gateways admitting within that window can together exceed a limit by what
+//   they admitted in it. Writing at most once per COUNT_FLUSH_MS keeps the accounting off the
+//   invocation path under load: a put per admission and per end would be two JetStream writes a call. OpenWhisk's controllers are approximate the same way (each enforces a share).
 // - Crash safety: every gateway rewrites its counts every COUNT_REFRESH_MS and ignores others'
 //   counts older than LIMIT_COUNT_TTL_MS (the bucket also expires them), so a crashed gateway's
 //   in-flight invocations stop counting after at most that. An invocation whose completion never
@@ -33,6 +34,8 @@ export const DEFAULT_NAMESPACE_LIMITS: NamespaceLimits = {
 };
 /** How often a gateway rewrites its non-zero counts, so others know it is alive (ms). */
 export const COUNT_REFRESH_MS = 2_000;
+/** Changed counts are written at most this often (ms): a burst of admissions and ends is one put. */
+export const COUNT_FLUSH_MS = 50;
 /**
  * The longest an invocation counts as running without its completion reaching the gateway (ms): the
  * longest action timeout (5 min) plus a minute for queueing. The result inbox applies it.
@@ -61,8 +64,8 @@ export class NamespaceLimiter {
   /** Other gateways' counts: namespace → gateway id → count, so an admission reads only its own namespace's. */
   private readonly others = new Map<string, Map<string, { count: LimitCount; seen: number }>>();
   private readonly own = new Map<string, OwnCount>();
-  private flushing = false;
-  private flushAgain = false;
+  /** Set while a write of the counts is due or under way. */
+  private flushTimer: NodeJS.Timeout | undefined;
   /** Set by close(): counts are no longer written (the connection may be draining). */
   private closed = false;
   private readonly stoppers: Array<() => void> = [];
@@ -137,6 +140,7 @@ export class NamespaceLimiter {
   /** Stops watching and removes this gateway's counts, so others stop counting them at once. */
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.flushTimer);
     for (const stop of this.stoppers) stop();
     await Promise.allSettled([...this.own.keys()].map((ns) => this.countsKv.delete(limitCountKey(ns, this.gatewayId))));
   }
@@ -160,32 +164,27 @@ export class NamespaceLimiter {
     this.scheduleFlush();
   }
 
-  /** Writes the dirty counts; one flush at a time, a burst of admissions coalesces into one put each. */
+  /**
+   * Writes the dirty counts COUNT_FLUSH_MS from now, unless a write is already due or under way
+   * (which looks again for dirty counts when it is done): at most one put per namespace per period.
+   */
   private scheduleFlush(): void {
-    if (this.closed) return;
-    if (this.flushing) {
-      this.flushAgain = true;
-      return;
+    if (this.closed || this.flushTimer) return;
+    this.flushTimer = setTimeout(() => void this.flush(), COUNT_FLUSH_MS);
+  }
+
+  private async flush(): Promise<void> {
+    const writes = [];
+    for (const [namespace, count] of this.own) {
+      if (!count.dirty || this.closed) continue;
+      count.dirty = false;
+      const value: LimitCount = { inflight: count.inflight, minute: count.minute, started: count.started };
+      writes.push(this.countsKv.put(limitCountKey(namespace, this.gatewayId), JSON.stringify(value)));
     }
-    this.flushing = true;
-    queueMicrotask(async () => {
-      try {
-        do {
-          this.flushAgain = false;
-          const writes = [];
-          for (const [namespace, count] of this.own) {
-            if (!count.dirty || this.closed) continue;
-            count.dirty = false;
-            const value: LimitCount = { inflight: count.inflight, minute: count.minute, started: count.started };
-            writes.push(this.countsKv.put(limitCountKey(namespace, this.gatewayId), JSON.stringify(value)));
-          }
-          const failed = (await Promise.allSettled(writes)).find((r) => r.status === "rejected");
-          if (failed) this.logger.warn({ err: (failed as PromiseRejectedResult).reason }, "could not publish invocation counts");
-        } while (this.flushAgain);
-      } finally {
-        this.flushing = false;
-      }
-    });
+    const failed = (await Promise.allSettled(writes)).find((r) => r.status === "rejected");
+    if (failed) this.logger.warn({ err: (failed as PromiseRejectedResult).reason }, "could not publish invocation counts");
+    this.flushTimer = undefined;
+    if ([...this.own.values()].some((count) => count.dirty)) this.scheduleFlush();
   }
 
   /** Rewrites every count still worth knowing (so it does not expire) and forgets idle namespaces. */

@@ -27,6 +27,8 @@ export interface ResolvedAction {
   defaults: Record<string, unknown>;
   /** `namespace/binding` when reached through a package binding: OpenWhisk's `binding` annotation. */
   binding?: string;
+  /** The KV revision of the current action record read (not for a pinned version). */
+  revision?: number;
 }
 
 /** The name an action is stored under: `name`, or `pkg/name` inside a package. */
@@ -54,12 +56,10 @@ export async function resolveAction(stores: EntityStores, at: ActionAddress, ver
       defaults = keyValuesToObject(pkg.parameters);
     }
   }
-  const action =
-    version === undefined
-      ? (await stores.actions.get(codeNamespace, codeName))?.action
-      : await stores.versions.get(codeNamespace, codeName, version);
+  const current = version === undefined ? await stores.actions.get(codeNamespace, codeName) : undefined;
+  const action = version === undefined ? current?.action : await stores.versions.get(codeNamespace, codeName, version);
   if (!action) return undefined;
-  return { action, defaults: { ...defaults, ...keyValuesToObject(action.parameters) }, ...(binding && { binding }) };
+  return { action, defaults: { ...defaults, ...keyValuesToObject(action.parameters) }, ...(binding && { binding }), ...(current && { revision: current.revision }) };
 }
 
 /** Longest chain of nested sequences, and most components once flattened. */

@@ -20,7 +20,8 @@ export interface RunnerRoster {
   close(): void;
 }
 
-export function watchRunners(nc: NatsConnection, logger: Logger, now: () => number = Date.now): RunnerRoster {
+/** `onHeartbeat` also gets every valid heartbeat (the direct path's runner table, gateway/direct-dispatch.ts). */
+export function watchRunners(nc: NatsConnection, logger: Logger, now: () => number = Date.now, onHeartbeat?: (beat: RunnerHeartbeat) => void): RunnerRoster {
   const seen = new Map<string, { runner: LiveRunner; at: number }>();
   const subscription = nc.subscribe(RUNNER_HEARTBEAT_SUBJECT, {
     callback: (err, msg) => {
@@ -31,6 +32,7 @@ export function watchRunners(nc: NatsConnection, logger: Logger, now: () => numb
       // A heartbeat without a tier comes from a runner older than tiers: those ran virtines only.
       const runner: LiveRunner = { runnerId, isolation: beat.data.isolation ?? "kvm", capacity, inflight, ...(unhealthy && { unhealthy }) };
       seen.set(runnerId, { runner, at: now() });
+      onHeartbeat?.(beat.data);
     },
   });
   return {

@@ -1,10 +1,10 @@
 // Everything the gateway's routes depend on, opened over one NATS connection.
 import { randomBytes } from "node:crypto";
 import { jetstream } from "@nats-io/jetstream";
-import { Kvm } from "@nats-io/kv";
+import { Kvm, KvWatchInclude } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { IDEMPOTENCY_BUCKET } from "../contracts/index.ts";
+import { IDEMPOTENCY_BUCKET, invokeSubject } from "../contracts/index.ts";
 import { DEFAULT_MAX_BLOCKING_WAITS, DEFAULT_MAX_QUEUE } from "../infra/config.ts";
 import { IdempotencyStore } from "./idempotency.ts";
 import { JetStreamStatus } from "./jetstream-status.ts";
@@ -19,12 +19,16 @@ import { Admin } from "../admin/namespaces.ts";
 import { installCatalog } from "../catalog/install.ts";
 import { DEFAULT_NAMESPACE, ensureDefaultApiKey } from "./default-key.ts";
 import { DEFAULT_NAMESPACE_LIMITS, NamespaceLimiter } from "./limits.ts";
-import { createInvoker } from "./invoke.ts";
+import { createInvoker, PUBLISH_TIMEOUT_MS } from "./invoke.ts";
+import { DirectDispatch } from "./direct-dispatch.ts";
+import { KvReadCache, readThrough } from "../infra/kv-cache.ts";
 import { PackageStore } from "./package-store.ts";
 import { watchRunners } from "./runners.ts";
 import { ResultInbox } from "./result-inbox.ts";
 import { VersionStore } from "./version-store.ts";
 import { openEventEntities } from "../triggers/entities.ts";
+import { ensureMetricsToken } from "./metrics-token.ts";
+import { GatewayTelemetry } from "./telemetry.ts";
 
 /** OpenWhisk's blocking invocations wait this long before answering 202 with the id, ms. */
 export const DEFAULT_BLOCKING_WAIT_MS = 60_000;
@@ -40,12 +44,16 @@ export interface GatewayServicesOptions {
   maxQueue?: number;
   /** Blocking callers this gateway waits for at once; infra/config.ts DEFAULT_MAX_BLOCKING_WAITS. */
   maxBlockingWaits?: number;
+  /** Blocking calls go straight to runners (default true; VESPID_DIRECT_CALLS=off turns it off). */
+  directCalls?: boolean;
 }
 
 export interface GatewayServices {
   deps: GatewayDeps;
   /** The default namespace's `uuid:key`, when this data directory holds it. */
   apiKey?: string;
+  /** Where GET /metrics' token comes from: the token file's path, or VESPID_METRICS_TOKEN. */
+  metricsTokenSource?: string;
   close(): void;
 }
 
@@ -60,6 +68,16 @@ export async function openGatewayServices(opts: GatewayServicesOptions): Promise
     kvm.open(ACTION_VERSIONS_BUCKET),
   ]);
   const apiKey = await ensureDefaultApiKey(authKv, dataDir, logger);
+  // Every invocation reads its action (and package): from memory, kept current by watches.
+  const actionsCache = new KvReadCache(actionsKv, logger);
+  const packagesCache = new KvReadCache(packagesKv, logger);
+  await Promise.all([actionsCache.start(), packagesCache.start()]);
+  // A verified key is remembered; a change to its record (deleted, replaced) forgets it at once.
+  const authenticate = createAuthenticator(authKv);
+  const keyChanges = await authKv.watch({ headers_only: true, include: KvWatchInclude.UpdatesOnly });
+  void (async () => {
+    for await (const change of keyChanges) authenticate.forget(change.key);
+  })().catch((err) => logger.warn({ err }, "watching API keys stopped; verified keys expire after their time instead"));
   await (await Admin.open(nc)).ensureNamespace(DEFAULT_NAMESPACE);
   // whisk.system and its published packages (utils, alarms, nats): stored or brought up to date.
   await installCatalog(nc, logger);
@@ -83,17 +101,30 @@ export async function openGatewayServices(opts: GatewayServicesOptions): Promise
   const routes = new RouteStore(await kvm.open(ROUTES_BUCKET), logger);
   await routes.start();
   const link = watchConnection(nc);
-  const runners = watchRunners(nc, logger);
+  // Blocking calls go straight to a runner with room (gateway/direct-dispatch.ts) unless turned off.
+  const direct = opts.directCalls === false ? undefined : new DirectDispatch({
+    nc,
+    gatewayId,
+    logger,
+    requeue: async (event) => {
+      await jetstream(nc).publish(invokeSubject(event.namespace), JSON.stringify(event), { msgID: event.activationId, timeout: PUBLISH_TIMEOUT_MS });
+    },
+  });
+  const runners = watchRunners(nc, logger, undefined, direct && ((beat) => direct.heartbeat(beat)));
   const events = await openEventEntities(nc, logger);
+  // GET /metrics and /api/v1/stats: the runners' published metrics merged with this gateway's.
+  const metricsToken = await ensureMetricsToken(dataDir);
+  const telemetry = new GatewayTelemetry({ nc, gatewayId, logger, liveRunners: () => runners.live(), blockingWaits: () => inbox.waitingCount });
   const deps: GatewayDeps = {
     logger,
-    authenticate: createAuthenticator(authKv),
-    actions: new ActionStore(actionsKv),
+    authenticate,
+    actions: new ActionStore(readThrough(actionsKv, actionsCache)),
     activations: new ActivationStore(activationsKv, jetstream(nc)),
-    packages: new PackageStore(packagesKv),
+    packages: new PackageStore(readThrough(packagesKv, packagesCache)),
     versions: new VersionStore(versionsKv),
     build: createBuilder(nc, () => runners.live()),
-    invoker: createInvoker(jetstream(nc), inbox, logger, limiter, () => nc.info?.max_payload ?? Infinity, { status: jetstreamStatus, maxBlockingWaits }),
+    invoker: telemetry.countInvocations(createInvoker(jetstream(nc), inbox, logger, limiter, () => nc.info?.max_payload ?? Infinity, { status: jetstreamStatus, maxBlockingWaits, direct })),
+    telemetry: { telemetry, metricsToken: metricsToken.token },
     idempotency,
     jetstream: () => jetstreamStatus.health(),
     blockingWaitMs: opts.blockingWaitMs ?? DEFAULT_BLOCKING_WAIT_MS,
@@ -108,9 +139,15 @@ export async function openGatewayServices(opts: GatewayServicesOptions): Promise
   return {
     deps,
     apiKey,
+    metricsTokenSource: metricsToken.source,
     close: () => {
+      telemetry.close();
       jetstreamStatus.close();
       runners.close();
+      direct?.close();
+      actionsCache.stop();
+      keyChanges.stop();
+      packagesCache.stop();
       events.stop();
       inbox.close();
       routes.close();

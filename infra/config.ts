@@ -3,7 +3,7 @@
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { z } from "zod";
-import { LOG_LEVELS, type LogLevel } from "./logger.ts";
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "./logger.ts";
 
 /** HTTP port of the gateway (TCP port; 0 picks a free one). */
 export const DEFAULT_PORT = 8989;
@@ -49,10 +49,16 @@ export interface Config {
   /** Undefined: run an embedded nats-server. */
   natsUrl: string | undefined;
   runnerCapacity: number;
+  /** Direct calls a runner lets wait for a slot; undefined: 16 per slot (runner/assignments.ts). */
+  runnerQueue: number | undefined;
+  /** Whether gateways hand blocking calls straight to runners (VESPID_DIRECT_CALLS, default on). */
+  directCalls: boolean;
   poolMb: number;
   /** The tier a runner started here asks for. */
   isolation: IsolationChoice;
   logLevel: LogLevel;
+  /** How log lines are written; undefined: pretty when stderr is a terminal, else JSON lines. */
+  logFormat: LogFormat | undefined;
   /**
    * Activation record retention, ms (the activations bucket's max age); undefined when not set,
    * so the bucket keeps what it has (new buckets: 7 days, infra/provision.ts ACTIVATION_TTL_MS).
@@ -82,9 +88,12 @@ const VARIABLES = {
   VESPID_DATA_DIR: "--data-dir",
   NATS_URL: "--nats",
   VESPID_RUNNER_CAPACITY: undefined,
+  VESPID_RUNNER_QUEUE: undefined,
+  VESPID_DIRECT_CALLS: undefined,
   VESPID_POOL_MB: undefined,
   VESPID_ISOLATION: "--isolation",
   VESPID_LOG_LEVEL: undefined,
+  VESPID_LOG_FORMAT: undefined,
   VESPID_ACTIVATION_RETENTION: undefined,
   VESPID_NAMESPACE_CONCURRENT: undefined,
   VESPID_NAMESPACE_PER_MINUTE: undefined,
@@ -139,9 +148,12 @@ const EnvSchema = z.object({
       .optional(),
   ),
   VESPID_RUNNER_CAPACITY: z.preprocess(unsetIfEmpty, wholeNumber(1, 1024).optional()),
+  VESPID_RUNNER_QUEUE: z.preprocess(unsetIfEmpty, wholeNumber(0, 100_000).optional()),
+  VESPID_DIRECT_CALLS: z.preprocess(unsetIfEmpty, z.enum(["on", "off"], { error: "must be on or off" }).optional()),
   VESPID_POOL_MB: z.preprocess(unsetIfEmpty, wholeNumber(16, 1024 * 1024).optional()),
   VESPID_ISOLATION: z.preprocess(unsetIfEmpty, z.enum(ISOLATION_CHOICES, { error: `must be one of ${ISOLATION_CHOICES.join(", ")}` }).optional()),
   VESPID_LOG_LEVEL: z.preprocess(unsetIfEmpty, z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }).optional()),
+  VESPID_LOG_FORMAT: z.preprocess(unsetIfEmpty, z.enum(LOG_FORMATS, { error: `must be one of ${LOG_FORMATS.join(", ")}` }).optional()),
   VESPID_ACTIVATION_RETENTION: z.preprocess(unsetIfEmpty, duration(1, 10 * 365 * 24 * 60 * 60).optional()),
   VESPID_NAMESPACE_CONCURRENT: z.preprocess(unsetIfEmpty, wholeNumber(0, 1_000_000).optional()),
   VESPID_NAMESPACE_PER_MINUTE: z.preprocess(unsetIfEmpty, wholeNumber(0, 100_000_000).optional()),
@@ -171,9 +183,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: resolve(v.VESPID_DATA_DIR ?? DEFAULT_DATA_DIR),
     natsUrl: v.NATS_URL,
     runnerCapacity: v.VESPID_RUNNER_CAPACITY ?? DEFAULT_RUNNER_CAPACITY,
+    runnerQueue: v.VESPID_RUNNER_QUEUE,
+    directCalls: v.VESPID_DIRECT_CALLS !== "off",
     poolMb: v.VESPID_POOL_MB ?? DEFAULT_POOL_MB,
     isolation: v.VESPID_ISOLATION ?? DEFAULT_ISOLATION,
     logLevel: v.VESPID_LOG_LEVEL ?? DEFAULT_LOG_LEVEL,
+    logFormat: v.VESPID_LOG_FORMAT,
     activationRetentionMs: v.VESPID_ACTIVATION_RETENTION === undefined ? undefined : v.VESPID_ACTIVATION_RETENTION * 1000,
     namespaceLimits: {
       concurrent: v.VESPID_NAMESPACE_CONCURRENT ?? DEFAULT_NAMESPACE_CONCURRENT,

@@ -77,6 +77,8 @@ need /usr/include/stdio.h libc6-dev # the engine builds against glibc (gcc only 
 need musl-gcc musl-tools            # guests are static musl programs
 need bwrap bubblewrap               # C actions compile in a sandbox that cannot read host files
 need /usr/include/seccomp.h libseccomp-dev # the process tier's seccomp filters are built with libseccomp
+# The tests drive the web console in a real headless browser (test/console.test.ts, playwright-core).
+if [[ $NATIVE_TARGET == all ]]; then need chromium chromium; fi
 
 # --- nats-server --------------------------------------------------------------------------------
 nats_version() { # prints the x.y.z of a nats-server binary, or nothing

@@ -93,6 +93,8 @@ export interface ActivationInput {
    * call, boot and init included. Recorded as OpenWhisk's `initTime` annotation.
    */
   initTime?: number;
+  /** What the engine measured of the call (runTime, cpuTime, memoryPeak, warm annotations); absent when it never ran. */
+  figures?: RunFigures;
   /** Further annotations appended after the standard ones (e.g. `causedBy`, `topmost` for sequences). */
   extraAnnotations?: Activation["annotations"];
   /**
@@ -100,6 +102,18 @@ export interface ActivationInput {
    * absent for a record no runner wrote (the scheduler giving up on it).
    */
   isolation?: Isolation;
+}
+
+/** Per-call figures from the engine, recorded as annotations (docs/telemetry.md). */
+export interface RunFigures {
+  /** Wall time inside the engine, ms (µs precision). */
+  runTime: number;
+  /** CPU time the call consumed, ms (µs precision). */
+  cpuTime?: number;
+  /** Peak guest memory, bytes. */
+  memoryPeak?: number;
+  /** Started from a warm snapshot VM: no boot, no init. */
+  warm: boolean;
 }
 
 /**
@@ -110,7 +124,7 @@ export type RunnerActivation = Omit<Activation, "logs"> & { logs: string[] | Enc
 
 export function buildActivation(input: ActivationInput & { logs?: string[] }): Activation;
 export function buildActivation(input: ActivationInput): RunnerActivation;
-export function buildActivation({ event, action, start, end, verdict, logs = [], initTime, extraAnnotations = [], isolation }: ActivationInput): RunnerActivation {
+export function buildActivation({ event, action, start, end, verdict, logs = [], initTime, figures, extraAnnotations = [], isolation }: ActivationInput): RunnerActivation {
   return {
     activationId: event.activationId,
     namespace: event.namespace,
@@ -140,6 +154,14 @@ export function buildActivation({ event, action, start, end, verdict, logs = [],
       ...(event.binding ? [{ key: "binding", value: event.binding }] : []),
       { key: "waitTime", value: Math.max(0, start - event.published) },
       ...(initTime !== undefined ? [{ key: "initTime", value: initTime }] : []),
+      ...(figures
+        ? [
+            { key: "runTime", value: figures.runTime },
+            ...(figures.cpuTime !== undefined ? [{ key: "cpuTime", value: figures.cpuTime }] : []),
+            ...(figures.memoryPeak !== undefined ? [{ key: "memoryPeak", value: figures.memoryPeak }] : []),
+            { key: "warm", value: figures.warm },
+          ]
+        : []),
       ...(isolation ? [{ key: ISOLATION_ANNOTATION, value: isolation }] : []),
       ...extraAnnotations,
     ],

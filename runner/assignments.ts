@@ -9,6 +9,12 @@
 //
 // The same activation assigned again while held here (a redelivery to another scheduler) is not run
 // a second time: the new assigner is told about the run under way.
+//
+// Blocking calls may also come straight from a gateway, on `vespid.runner.<id>.run` (the direct
+// path: no JetStream, no scheduler). They are answered at once too, and may wait here in a FIFO
+// queue of at most `queueLimit` calls behind busy slots: waiting a few ms here is cheaper than the
+// queued path's four extra hops. Their record goes to the event's replyTo; only a failure to finish
+// is told (an `ended` notice with retry), so the gateway can queue the event on JetStream instead.
 import type { Msg, NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import {
@@ -16,6 +22,7 @@ import {
   DONE_TO_HEADER,
   InvocationEvent,
   runnerAssignSubject,
+  runnerRunSubject,
   type AssignmentAck,
   type AssignmentNotice,
   type AssignmentReply,
@@ -23,10 +30,14 @@ import {
 
 /** Finished calls being recorded at once, per slot: recording overlaps the next call, within bounds. */
 const RECORDING_PER_SLOT = 4;
+/** Direct calls that may wait for a slot, per slot, unless VESPID_RUNNER_QUEUE says otherwise. */
+export const DIRECT_QUEUE_PER_SLOT = 16;
 
 export interface AssignmentService {
   /** Calls whose engine run is under way: the slots in use. */
   readonly inflight: number;
+  /** Direct calls waiting for a slot. */
+  readonly queued: number;
   /** Every activation held (running or being recorded), for the heartbeat. */
   held(): string[];
   /** Takes no more work, waits up to `graceMs` for what it holds, then hands the rest back; resolves to the ids handed back. */
@@ -36,6 +47,8 @@ export interface AssignmentService {
 export interface AssignmentOptions {
   runnerId: string;
   capacity: number;
+  /** Direct calls that may wait for a slot (default DIRECT_QUEUE_PER_SLOT per slot). */
+  queueLimit?: number;
   /** `ran` is called once the engine is done with the call, before its record is written. */
   run: (event: InvocationEvent, ran: () => void) => Promise<AssignmentReply>;
   /** Why no work is taken now (unhealthy), or undefined. */
@@ -46,9 +59,15 @@ export interface AssignmentOptions {
 }
 
 interface Held {
+  /** Holds a slot: the engine runs it (or is about to). */
   running: boolean;
-  /** Subjects of the schedulers to tell how it goes. */
-  watchers: Set<string>;
+  /** Waits in the direct queue for a slot; `start` takes one. */
+  waiting?: { start: () => void };
+  /**
+   * Subjects to tell how it goes: schedulers' (every notice), and gateways' for direct calls
+   * (`failuresOnly`: a gateway hears of success from the record itself).
+   */
+  watchers: Map<string, { failuresOnly: boolean }>;
   done: Promise<void>;
   /** Set when the runner hands the call back at shutdown: nothing more is said about it. */
   handedBack: boolean;
@@ -56,12 +75,17 @@ interface Held {
 
 export function serveAssignments(nc: NatsConnection, opts: AssignmentOptions): AssignmentService {
   const held = new Map<string, Held>();
+  /** Direct calls waiting for a slot, oldest first. */
+  const queue: Held[] = [];
+  const queueLimit = opts.queueLimit ?? opts.capacity * DIRECT_QUEUE_PER_SLOT;
   let running = 0;
   let closing = false;
 
   const notify = (activationId: string, entry: Held, notice: Omit<AssignmentNotice, "runnerId" | "activationId">) => {
     const data = JSON.stringify({ runnerId: opts.runnerId, activationId, ...notice } satisfies AssignmentNotice);
-    for (const subject of entry.watchers) {
+    const failure = notice.phase === "ended" && !notice.ok;
+    for (const [subject, { failuresOnly }] of entry.watchers) {
+      if (failuresOnly && !failure) continue;
       try {
         nc.publish(subject, data);
       } catch {
@@ -80,7 +104,12 @@ export function serveAssignments(nc: NatsConnection, opts: AssignmentOptions): A
     return undefined;
   };
 
-  const accept = (msg: Msg) => {
+  /** Starts queued direct calls while slots are free. */
+  const drain = () => {
+    while (!closing && running < opts.capacity && queue.length > 0) queue.shift()!.waiting!.start();
+  };
+
+  const accept = (msg: Msg, direct: boolean) => {
     const doneTo = msg.headers?.get(DONE_TO_HEADER) || undefined;
     const parsed = decodeMessage(InvocationEvent, msg.data);
     if (!parsed.success) {
@@ -93,22 +122,34 @@ export function serveAssignments(nc: NatsConnection, opts: AssignmentOptions): A
     const already = held.get(activationId);
     if (already) {
       if (!doneTo) return void already.done.then(() => respond(msg, { ok: true, activationId }));
-      already.watchers.add(doneTo);
+      already.watchers.set(doneTo, { failuresOnly: direct });
       return respond(msg, { accepted: true, seq: opts.heartbeatSeq() });
     }
-    const refused = refusal();
+    const refused = direct ? directRefusal() : refusal();
     if (refused) return respond(msg, doneTo ? { accepted: false, error: refused, retry: true } : { ok: false, error: refused, retry: true });
 
-    const entry: Held = { running: true, watchers: new Set(doneTo ? [doneTo] : []), done: Promise.resolve(), handedBack: false };
-    running++;
+    const entry: Held = { running: false, watchers: new Map(doneTo ? [[doneTo, { failuresOnly: direct }]] : []), done: Promise.resolve(), handedBack: false };
     const ran = () => {
       if (!entry.running) return;
       entry.running = false;
       running--;
       if (!entry.handedBack) notify(activationId, entry, { phase: "ran" });
+      drain();
     };
-    entry.done = opts
-      .run(event, ran)
+    const start = () => {
+      entry.waiting = undefined;
+      entry.running = true;
+      running++;
+      return opts.run(event, ran);
+    };
+    let started: Promise<AssignmentReply>;
+    if (running < opts.capacity) started = start();
+    else {
+      // Only direct calls get here (directRefusal let it wait): it runs when a slot frees.
+      started = new Promise((resolve) => (entry.waiting = { start: () => resolve(start()) }));
+      queue.push(entry);
+    }
+    entry.done = started
       .catch((err: unknown): AssignmentReply => {
         opts.logger.error({ err, activationId }, "assignment failed");
         return { ok: false, error: "the runner failed to run the invocation", retry: false };
@@ -124,31 +165,59 @@ export function serveAssignments(nc: NatsConnection, opts: AssignmentOptions): A
     if (doneTo) respond(msg, { accepted: true, seq: opts.heartbeatSeq() });
   };
 
-  const subscription = nc.subscribe(runnerAssignSubject(opts.runnerId), {
-    callback: (err, msg) => (err ? opts.logger.error({ err }, "assignment subscription failed") : accept(msg)),
-  });
+  /** A direct call waits for a slot while the queue has room; the gateway queues it on JetStream otherwise. */
+  const directRefusal = (): string | undefined => {
+    const refused = refusal();
+    if (refused !== "runner is full") return refused;
+    if (queue.length >= queueLimit || held.size >= opts.capacity * (1 + RECORDING_PER_SLOT) + queueLimit) return refused;
+    return undefined;
+  };
+
+  const subscriptions = [
+    nc.subscribe(runnerAssignSubject(opts.runnerId), {
+      callback: (err, msg) => (err ? opts.logger.error({ err }, "assignment subscription failed") : accept(msg, false)),
+    }),
+    nc.subscribe(runnerRunSubject(opts.runnerId), {
+      callback: (err, msg) => (err ? opts.logger.error({ err }, "direct call subscription failed") : accept(msg, true)),
+    }),
+  ];
 
   return {
     get inflight() {
       return running;
     },
+    get queued() {
+      return queue.length;
+    },
     held: () => [...held.keys()],
     async close(graceMs) {
       closing = true;
-      try {
-        subscription.unsubscribe();
-      } catch {
-        // The connection is closed already, and the subscription with it.
+      for (const subscription of subscriptions) {
+        try {
+          subscription.unsubscribe();
+        } catch {
+          // The connection is closed already, and the subscription with it.
+        }
+      }
+      // Calls still waiting for a slot never started: handed back at once, to run elsewhere.
+      const neverStarted: string[] = [];
+      for (const entry of queue.splice(0)) {
+        const activationId = [...held].find(([, e]) => e === entry)?.[0];
+        if (activationId === undefined) continue;
+        notify(activationId, entry, { phase: "ended", ok: false, retry: true, error: "the runner shut down before the call started" });
+        entry.handedBack = true;
+        held.delete(activationId);
+        neverStarted.push(activationId);
       }
       let timer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<"over">((resolve) => (timer = setTimeout(() => resolve("over"), graceMs)));
       const finished = await Promise.race([Promise.allSettled([...held.values()].map((h) => h.done)), graceOver]);
       clearTimeout(timer);
-      if (finished !== "over") return [];
+      if (finished !== "over") return neverStarted;
       // What still runs is given back, so another runner takes it now, not after an ack wait. If it
       // does finish here after all, its record is a create-if-absent, and the other run's record
       // and this one cannot both stand.
-      const handedBack: string[] = [];
+      const handedBack = neverStarted;
       for (const [activationId, entry] of held) {
         notify(activationId, entry, { phase: "ended", ok: false, retry: true, error: "the runner shut down before the call finished" });
         entry.handedBack = true;

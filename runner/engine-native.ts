@@ -18,6 +18,8 @@ export const DEFAULT_LOG_LIMIT = 10 * 1000 * 1000;
 // Mirrors enum vsp_status in native/src/vespid_engine.h.
 const STATUS: Record<number, EngineStatus> = { 0: "ok", 1: "dev_error", 2: "timeout", 3: "crash", 4: "oom", 5: "internal" };
 const FLAG_INIT_ONLY = 1; // VSP_FLAG_INIT_ONLY
+/** struct vsp_outcome's fields read by vsp_collect_fields (VSP_OUTCOME_FIELDS). */
+const OUTCOME_FIELDS = 10;
 // Mirrors enum vsp_tier.
 const TIER: Record<Isolation, number> = { kvm: 0, process: 1 };
 
@@ -25,7 +27,7 @@ interface Native {
   workersStart(threads: number, done: unknown): number;
   submit(job: number, image: string, init: Uint8Array, initLen: number, params: Uint8Array, paramsLen: number,
     memoryMb: number, timeoutMs: number, flags: number, snapshotKey: string, resultCap: number, logsCap: number, tier: number): number;
-  collect(job: number, result: Uint8Array, resultCap: number, logs: Uint8Array, logsCap: number, outcome: BigInt64Array): number;
+  collect(job: number, result: Uint8Array, resultCap: number, logs: Uint8Array, logsCap: number, outcome: BigInt64Array, fields: number): number;
   counters(out: BigInt64Array): void;
   setBudget(bytes: number): void;
   tierAvailable(tier: number, why: Uint8Array, whyCap: number): number;
@@ -41,7 +43,7 @@ function loadNative(): { fns: Native; doneType: Koffi.TypeObject } {
     fns: {
       workersStart: lib.func("int vsp_workers_start(uint32_t threads, vsp_done_fn *done)"),
       submit: lib.func("int vsp_submit(uint64_t job, const char *image, const uint8_t *init, uint64_t init_len, const uint8_t *params, uint64_t params_len, uint32_t memory_mb, uint32_t timeout_ms, uint32_t flags, const char *snapshot_key, uint64_t result_cap, uint64_t logs_cap, uint32_t tier)"),
-      collect: lib.func("int vsp_collect(uint64_t job, _Out_ uint8_t *result, uint64_t result_cap, _Out_ uint8_t *logs, uint64_t logs_cap, _Out_ int64_t *outcome)"),
+      collect: lib.func("int vsp_collect_fields(uint64_t job, _Out_ uint8_t *result, uint64_t result_cap, _Out_ uint8_t *logs, uint64_t logs_cap, _Out_ int64_t *outcome, uint32_t fields)"),
       counters: lib.func("void vsp_pool_counters(_Out_ int64_t *out)"),
       setBudget: lib.func("void vsp_set_pool_budget(uint64_t bytes)"),
       tierAvailable: lib.func("int vsp_tier_available(uint32_t tier, _Out_ uint8_t *why, uint64_t why_cap)"),
@@ -199,8 +201,8 @@ async function collectJob(fns: Native, job: number): Promise<void> {
   try {
     const result = scratch("result", w.resultLimit + 1);
     const logs = scratch("logs", w.logLimit);
-    const o = new BigInt64Array(7);
-    const r = fns.collect(job, result, result.length, logs, logs.length, o);
+    const o = new BigInt64Array(OUTCOME_FIELDS);
+    const r = fns.collect(job, result, result.length, logs, logs.length, o, OUTCOME_FIELDS);
     if (r < 0) return w.reject(new Error(`the virtine engine lost job ${job} (errno ${-r})`));
     const status = STATUS[Number(o[0])] ?? "internal";
     const text = result.subarray(0, Number(o[2])).toString("utf8");
@@ -221,6 +223,9 @@ async function collectJob(fns: Native, job: number): Promise<void> {
       logsTruncated: o[1] !== 0n,
       micros: Number(o[4]),
       coldStart: o[6] !== 0n,
+      cpuMicros: Number(o[7]),
+      memoryPeak: Number(o[8]),
+      warm: o[9] !== 0n,
     });
   } catch (err) {
     w.reject(err instanceof Error ? err : new Error(String(err)));

@@ -65,6 +65,12 @@ export interface EngineOutcome {
   micros: number;
   /** True when this call booted the guest and took its snapshot (OpenWhisk's cold start). */
   coldStart: boolean;
+  /** CPU time the call consumed, µs (the vCPU thread's; in the process tier plus the sandbox's own). */
+  cpuMicros?: number;
+  /** Peak guest memory of the call, bytes: image, heap and mmap'd pages at their largest. */
+  memoryPeak?: number;
+  /** True when the call started from a VM of its snapshot (idle or built from it): no boot, no init. */
+  warm?: boolean;
 }
 
 /** Counters of the engine's snapshot pool, since the process started. */

@@ -12,6 +12,9 @@ export interface HeartbeatOptions {
   /** Schedulers place work that requires a tier only on runners of that tier. */
   isolation: Isolation;
   inflight: () => number;
+  /** Direct calls waiting for a slot, and how many may. */
+  queued?: () => number;
+  queueLimit?: number;
   /** Every activation held, running or being recorded. */
   held: () => string[];
   /** Why no work is taken (announced with capacity 0), or undefined. */
@@ -38,6 +41,7 @@ export function startHeartbeat(nc: NatsConnection, opts: HeartbeatOptions): Hear
       runnerId: opts.runnerId,
       capacity: unhealthy || closing ? 0 : opts.capacity,
       inflight: opts.inflight(),
+      ...(opts.queued && { queued: opts.queued(), queueLimit: unhealthy || closing ? 0 : opts.queueLimit }),
       at: Date.now(),
       seq: ++seq,
       activations: opts.held(),

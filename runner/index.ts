@@ -6,7 +6,7 @@ import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type pino from "pino";
 import { ACTION_VERSIONS_BUCKET, ACTIONS_BUCKET, ACTIVATIONS_BUCKET, ALARM_STATE_BUCKET, FEEDS_BUCKET, RunnerHeartbeat, TRIGGERS_BUCKET } from "../contracts/index.ts";
-import { serveAssignments } from "./assignments.ts";
+import { DIRECT_QUEUE_PER_SLOT, serveAssignments } from "./assignments.ts";
 import { serveBuilds, type BuildService } from "./build-service.ts";
 import type { Engine, Isolation } from "./engine.ts";
 import { ReopeningEngine } from "./engine-start.ts";
@@ -16,6 +16,8 @@ import type { ImageStore } from "./images.ts";
 import { runInvocation } from "./invocation.ts";
 import { MAX_RECORD_LOG_BYTES } from "./logs-format.ts";
 import { ActivationRecorder } from "./recorder.ts";
+import { KvReadCache } from "../infra/kv-cache.ts";
+import { maxActionLabels, RunnerMetrics } from "./metrics.ts";
 
 export interface RunnerOptions {
   nc: NatsConnection;
@@ -23,6 +25,8 @@ export interface RunnerOptions {
   dataDir: string;
   /** Invocations run at once. */
   capacity: number;
+  /** Direct calls from gateways that may wait for a slot (VESPID_RUNNER_QUEUE; default 16 per slot). */
+  queueLimit?: number;
   /** Memory for the engine's snapshots and idle VMs, MiB (engine default when absent). */
   poolMb?: number;
   /** Defaults to hostname-pid-random. */
@@ -112,8 +116,10 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
     syncBuilds();
     heartbeat?.beat();
   });
+  // Prometheus metrics (runner/metrics.ts), published once a second for the gateways.
+  const metrics = new RunnerMetrics({ runnerId, isolation: chosen.isolation, capacity: opts.capacity, maxActions: maxActionLabels() });
   // Every outcome counts towards health: one failing on the host too often takes the runner out.
-  const engine = observedEngine(opened, health);
+  const engine = metrics.countRuns(observedEngine(opened, health));
   // The JS check at PUT runs the code's top level: on this engine, so on the tier that will run it.
   const images = opts.images ?? (await import("./image-store.ts")).createImageStore({ dataDir: opts.dataDir, logger, engine });
   let closing = false;
@@ -132,11 +138,15 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
   };
   await health.check();
 
-  const deps = { actions, versions, images, engine, recorder: new ActivationRecorder(opts.nc, activations, logger), logger, feedStores: { feeds, triggers, alarmState } };
+  const actionsCache = new KvReadCache(actions, logger);
+  await actionsCache.start();
+  const deps = { actions, actionsCache, versions, images, engine, recorder: new ActivationRecorder(opts.nc, activations, logger, (a) => metrics.observe(a)), logger, feedStores: { feeds, triggers, alarmState } };
   syncBuilds();
+  const queueLimit = opts.queueLimit ?? opts.capacity * DIRECT_QUEUE_PER_SLOT;
   const assignments = serveAssignments(opts.nc, {
     runnerId,
     capacity: opts.capacity,
+    queueLimit,
     run: (event, ran) => runInvocation(event, deps, ran),
     unhealthy: () => health.unhealthy,
     heartbeatSeq: () => heartbeat?.seq ?? 0,
@@ -147,12 +157,17 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
     capacity: opts.capacity,
     isolation: engine.isolation,
     inflight: () => assignments.inflight,
+    queued: () => assignments.queued,
+    queueLimit,
     held: () => assignments.held(),
     unhealthy: () => health.unhealthy,
     closing: () => closing,
     engineStats: () => engine.stats(),
     logger,
   });
+  metrics.inflight = () => assignments.inflight;
+  metrics.engineStats = () => engine.stats();
+  const metricsPublisher = metrics.publish(opts.nc, logger);
   if (health.unhealthy) logger.error({ why: health.unhealthy }, "runner started unhealthy: it takes no work until its probe call succeeds");
   logger.info({ isolation: engine.isolation, reason: chosen.reason }, describeIsolation(engine.isolation, chosen.reason));
   logger.info({ capacity: opts.capacity, isolation: engine.isolation }, "runner started");
@@ -173,7 +188,9 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
       if (handedBack.length) logger.warn({ handedBack }, "shutting down: calls still running were handed back to the schedulers");
       heartbeat!.beat();
       heartbeat!.stop();
+      metricsPublisher.stop();
       health.stop();
+      actionsCache.stop();
       // A call handed back may still be inside the engine; it goes with the process.
       if (!opts.engine && handedBack.length === 0) engine.close();
     },

@@ -2,6 +2,7 @@
 // activation. Every failure ends in a record; nothing here may throw at the caller.
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
+import type { KvReadCache } from "../infra/kv-cache.ts";
 import { annotatedIsolation, runtimeOf, satisfiesIsolation, strongestIsolation, type Activation, type AssignmentReply, type InvocationEvent } from "../contracts/index.ts";
 import { buildActivation, developerError, internalError, verdictOf, type RunnerActivation } from "./activation.ts";
 import type { Engine } from "./engine.ts";
@@ -12,9 +13,12 @@ import type { ActivationRecorder } from "./recorder.ts";
 import { runSequence } from "./sequence.ts";
 import { isBuiltinExec, runBuiltin } from "./builtin.ts";
 import type { FeedStores } from "../catalog/feeds/lifecycle.ts";
+import { callIds } from "../infra/logger.ts";
 
 export interface InvocationDeps {
   actions: KV;
+  /** Reads of `actions` from memory, kept current by a watch (infra/kv-cache.ts). */
+  actionsCache?: KvReadCache;
   /** ACTION_VERSIONS_BUCKET, for invocations of a pinned version. */
   versions?: KV;
   images: ImageStore;
@@ -37,16 +41,17 @@ export async function runInvocation(event: InvocationEvent, deps: InvocationDeps
     try {
       existing = await deps.recorder.existing(event.namespace, event.activationId);
     } catch (err) {
-      deps.logger.warn({ err, activationId: event.activationId }, "could not look for the record of a redelivered invocation");
+      deps.logger.warn({ err, ...callIds(event) }, "could not look for the record of a redelivered invocation");
       return { ok: false, error: "could not look for an earlier record of the redelivered invocation", retry: true };
     }
     if (existing) {
-      deps.logger.info({ activationId: event.activationId }, "a redelivered invocation has its record already; not run again");
+      deps.logger.info(callIds(event), "a redelivered invocation has its record already; not run again");
       deps.recorder.reply(event.replyTo, existing, event.activationId);
       return { ok: true, activationId: event.activationId };
     }
   }
   const start = Date.now();
+  deps.logger.debug(callIds(event), "running an invocation");
   let activation: RunnerActivation;
   try {
     activation = await execute(event, start, deps);
@@ -56,11 +61,13 @@ export async function runInvocation(event: InvocationEvent, deps: InvocationDeps
     // can do nothing about; handed back, the scheduler retries it with backoff, and only after
     // VESPID_MAX_RETRIES does it end in a failed record (and a dead letter).
     ran?.();
-    deps.logger.error({ err, activationId: event.activationId }, "invocation failed inside the runner; handing it back to be retried");
+    deps.logger.error({ err, ...callIds(event) }, "invocation failed inside the runner; handing it back to be retried");
     return { ok: false, error: `the runner could not run the invocation: ${(err as Error)?.message ?? String(err)}`, retry: true };
   }
   ran?.();
   const { outcome } = await deps.recorder.record(activation, event.replyTo);
+  // The guest's own output stays in the record (activation.logs); the platform's log only says how it ended.
+  deps.logger.debug({ ...callIds(event), status: activation.response.status, record: outcome }, "invocation ended");
   if (outcome !== "failed") return { ok: true, activationId: event.activationId };
   // The recorder tried for seconds. Acked now, the call would have no record at all; redelivered,
   // it may run again (at least once), and its record then says how.
@@ -136,6 +143,12 @@ export async function execute(
     }),
     // No separate init phase to time: a cold call's engine time (boot + init + run) stands for it.
     initTime: outcome.coldStart ? Math.max(1, Math.round(outcome.micros / 1000)) : undefined,
+    figures: {
+      runTime: outcome.micros / 1000,
+      ...(outcome.cpuMicros !== undefined && { cpuTime: outcome.cpuMicros / 1000 }),
+      ...(outcome.memoryPeak !== undefined && { memoryPeak: outcome.memoryPeak }),
+      warm: outcome.warm ?? !outcome.coldStart,
+    },
     extraAnnotations,
     isolation,
   });

@@ -2,11 +2,14 @@
 // action behind a package binding, or a pinned version from ACTION_VERSIONS_BUCKET).
 import type { KV } from "@nats-io/kv";
 import { Action, actionKey, actionVersionKey, type InvocationEvent } from "../contracts/index.ts";
+import type { KvReadCache } from "../infra/kv-cache.ts";
 
-export async function loadAction(event: InvocationEvent, kv: { actions: KV; versions?: KV }): Promise<Action | undefined> {
+/** `actionsCache`: current actions served from memory, at least as new as the event's actionRevision. */
+export async function loadAction(event: InvocationEvent, kv: { actions: KV; versions?: KV; actionsCache?: KvReadCache }): Promise<Action | undefined> {
   const where = event.target ?? { namespace: event.namespace, name: event.name, version: undefined };
   const current = async () => {
-    const entry = await kv.actions.get(actionKey(where.namespace, where.name));
+    const key = actionKey(where.namespace, where.name);
+    const entry = kv.actionsCache ? await kv.actionsCache.get(key, event.actionRevision) : await kv.actions.get(key);
     return entry?.operation === "PUT" ? Action.parse(entry.json()) : undefined;
   };
   if (where.version === undefined) return current();

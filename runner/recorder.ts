@@ -39,6 +39,8 @@ export class ActivationRecorder {
     private readonly nc: NatsConnection,
     private readonly activations: KV,
     private readonly logger: Logger,
+    /** Told of every record about to be stored (runner/metrics.ts counts them): a few increments, no I/O. */
+    private readonly observe?: (activation: RunnerActivation) => void,
   ) {}
 
   /** Largest NATS message the server takes, bytes: a record must fit one. */
@@ -77,6 +79,11 @@ export class ActivationRecorder {
    */
   async record(activation: RunnerActivation, replyTo?: string): Promise<RecordOutcome> {
     const { activationId, namespace } = activation;
+    try {
+      this.observe?.(activation);
+    } catch (err) {
+      this.logger.warn({ err, activationId }, "could not count an activation in the metrics");
+    }
     let json: Uint8Array;
     try {
       json = await encodeActivation(activation, this.maxRecordBytes);

@@ -25,6 +25,7 @@ import { assignmentPayload, requestAssignment, WORKING_INTERVAL_MS } from "./ass
 import type { DeadLetterWriter } from "./dead-letters.ts";
 import { DEFAULT_MAX_RETRIES, retryDelayMs } from "./retries.ts";
 import type { RunnerTable } from "./runner-table.ts";
+import { callIds } from "../infra/logger.ts";
 
 /**
  * A tier no runner has been heard from for this long (ms), by a scheduler up at least as long, is
@@ -131,7 +132,9 @@ export class Dispatcher {
     if (lease) return void (lease.pending.msg = msg);
     const parked = this.parked.get(activationId);
     if (parked) return void (parked.msg = msg);
-    if (msg.info.deliveryCount > 1) {
+    // A gateway's direct call queued here after its runner went quiet says `redelivered`: it may be
+    // running already, like any redelivery.
+    if (msg.info.deliveryCount > 1 || event.redelivered) {
       const young = HEARD_EVERYONE_MS - (this.now() - this.startedAt);
       if (young > 0) return void setTimeout(() => this.accept(msg), young);
       const holder = this.deps.runners.holder(activationId);
@@ -245,6 +248,7 @@ export class Dispatcher {
     const lease: Lease = { pending, runnerId, seqAtSend: this.deps.runners.seq(runnerId), reserved: true };
     this.deps.runners.reserve(runnerId);
     this.leases.set(event.activationId, lease);
+    this.deps.logger.debug({ ...callIds(event), runnerId }, "assigning an invocation");
     let payload: Uint8Array;
     try {
       payload = assignmentPayload(msg.data, msg.info.deliveryCount);

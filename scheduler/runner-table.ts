@@ -11,6 +11,9 @@ interface RunnerState {
   assigned: number;
   /** What other schedulers keep the runner busy with, estimated at its last heartbeat. */
   othersInflight: number;
+  /** Direct calls the runner lets wait for a slot (0: it takes none), and what others keep waiting there. */
+  queueLimit: number;
+  othersQueued: number;
   /** The last heartbeat's count (RunnerHeartbeat.seq), 0 for runners that send none. */
   seq: number;
   /** Activations the last heartbeat said the runner holds; undefined for runners that list none. */
@@ -37,6 +40,9 @@ export class RunnerTable {
       assigned,
       // The runner counts our assignments too; whatever exceeds them is someone else's work.
       othersInflight: Math.max(0, heartbeat.inflight - assigned),
+      queueLimit: heartbeat.queueLimit ?? 0,
+      // What runs or waits beyond our own calls and the others' running ones.
+      othersQueued: Math.max(0, heartbeat.inflight + (heartbeat.queued ?? 0) - assigned - Math.max(0, heartbeat.inflight - assigned)),
       seq: heartbeat.seq ?? 0,
       holds: heartbeat.activations && new Set(heartbeat.activations),
     });
@@ -57,6 +63,22 @@ export class RunnerTable {
     let bestFree = 0;
     for (const [runnerId, state] of this.runners) {
       const free = state.capacity - state.assigned - state.othersInflight;
+      if (free > bestFree && satisfiesIsolation(state.isolation, required) && this.isLive(runnerId)) [best, bestFree] = [runnerId, free];
+    }
+    return best;
+  }
+
+  /**
+   * For a gateway's direct calls: the live runner with the most room among those that satisfy
+   * `required`, counting the calls it lets wait for a slot (RunnerHeartbeat.queueLimit) as room;
+   * undefined when none has any. Runners that take no direct calls (queueLimit 0) are left out.
+   */
+  pickWithQueue(required?: Isolation): string | undefined {
+    let best: string | undefined;
+    let bestFree = 0;
+    for (const [runnerId, state] of this.runners) {
+      if (state.queueLimit === 0) continue;
+      const free = state.capacity + state.queueLimit - state.assigned - state.othersInflight - state.othersQueued;
       if (free > bestFree && satisfiesIsolation(state.isolation, required) && this.isLive(runnerId)) [best, bestFree] = [runnerId, free];
     }
     return best;
@@ -106,6 +128,7 @@ export class RunnerTable {
   markFull(runnerId: string): void {
     const state = this.runners.get(runnerId);
     if (state) state.othersInflight = Math.max(0, state.capacity - state.assigned);
+    if (state) state.othersQueued = state.queueLimit;
   }
 
   /** Nobody listens on the runner's subject any more: it is gone, whatever its last heartbeat said. */

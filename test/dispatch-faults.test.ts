@@ -326,7 +326,12 @@ test.serial("a runner whose engine cannot start says so, takes no work, and take
   }
 
   const assignedTo = new Map<string, string>();
-  const tap = p.nc.subscribe("vespid.runner.*.assign", { callback: (_e, msg) => void assignedTo.set(msg.json<{ activationId: string }>().activationId, msg.subject.split(".")[2]!) });
+  // Assignments from the scheduler and direct calls from the gateway alike.
+  const tap = p.nc.subscribe("vespid.runner.*.*", {
+    callback: (_e, msg) => {
+      if (/\.(assign|run)$/.test(msg.subject)) assignedTo.set(msg.json<{ activationId: string }>().activationId, msg.subject.split(".")[2]!);
+    },
+  });
   t.teardown(() => tap.unsubscribe());
   const results = await Promise.all(Array.from({ length: 6 }, (_, i) => p.request("POST", "/actions/sleeper?blocking=true", { i: 100 + i, ms: 100 })));
   t.deepEqual(results.map((r) => r.status), Array(6).fill(200));

@@ -310,12 +310,15 @@ test("a malformed event is dropped without holding up the ones behind it", async
 // Serial, so that no other test's invocations share the runners while their load is measured.
 test.serial("a burst beyond all runners' capacity waits its turn: none runs over capacity, all succeed", async (t) => {
   await created(t, "burst-c", "c", cSleeper(300));
-  // Which runner took which invocation, as the scheduler sent it: a listener on the runners'
-  // assignment subjects (it never answers, the runner does). A refused assignment is sent again
-  // later, so the last one seen for an activation is the runner that ran it.
+  // Which runner took which invocation, as the scheduler (or, for these blocking calls, the gateway
+  // directly) sent it: a listener on the runners' assignment and direct-call subjects (it never
+  // answers, the runner does). A refused call is sent again later (or elsewhere), so the last one
+  // seen for an activation is the runner that ran it.
   const ranOn = new Map<string, string>();
-  const tap = ctx.nc.subscribe("vespid.runner.*.assign", {
-    callback: (_err, msg) => void ranOn.set(msg.json<InvocationEvent>().activationId, msg.subject.split(".")[2]!),
+  const tap = ctx.nc.subscribe("vespid.runner.*.*", {
+    callback: (_err, msg) => {
+      if (/\.(assign|run)$/.test(msg.subject)) ranOn.set(msg.json<InvocationEvent>().activationId, msg.subject.split(".")[2]!);
+    },
   });
   t.teardown(() => tap.unsubscribe());
   await ctx.nc.flush();

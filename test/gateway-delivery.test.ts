@@ -336,7 +336,8 @@ test("backpressure: beyond VESPID_MAX_QUEUE pending invocations, and beyond the 
     closers.push(runner.close);
     const gateway = await startGateway({ nc, port: 0, host: "127.0.0.1", dataDir, logger, maxQueue: 3 });
     closers.push(gateway.close);
-    const waits = await startGateway({ nc, port: 0, host: "127.0.0.1", dataDir, logger, maxBlockingWaits: 1, blockingWaitMs: 3000 });
+    // Its blocking calls go through the queue (no direct path), where no scheduler takes them.
+    const waits = await startGateway({ nc, port: 0, host: "127.0.0.1", dataDir, logger, maxBlockingWaits: 1, blockingWaitMs: 3000, directCalls: false });
     closers.push(waits.close);
     const apiKey = gateway.apiKey!;
     t.is((await call(gateway.url, apiKey, "PUT", actionPath("echo"), { exec: { kind: "nodejs", code: ECHO } })).status, 200);

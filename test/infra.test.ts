@@ -56,9 +56,12 @@ test("config: defaults when nothing is set", (t) => {
     dataDir: join(process.cwd(), DEFAULT_DATA_DIR),
     natsUrl: undefined,
     runnerCapacity: DEFAULT_RUNNER_CAPACITY,
+    runnerQueue: undefined,
+    directCalls: true,
     poolMb: DEFAULT_POOL_MB,
     isolation: DEFAULT_ISOLATION,
     logLevel: DEFAULT_LOG_LEVEL,
+    logFormat: undefined,
     activationRetentionMs: undefined,
     namespaceLimits: { concurrent: DEFAULT_NAMESPACE_CONCURRENT, perMinute: DEFAULT_NAMESPACE_PER_MINUTE },
     replicas: undefined,
@@ -78,9 +81,12 @@ test("config: values from the environment; empty means unset", (t) => {
     VESPID_DATA_DIR: "/srv/vespid",
     NATS_URL: "nats://a:4222,nats://b:4222",
     VESPID_RUNNER_CAPACITY: "7",
+    VESPID_RUNNER_QUEUE: "0",
+    VESPID_DIRECT_CALLS: "off",
     VESPID_POOL_MB: "512",
     VESPID_ISOLATION: "process",
     VESPID_LOG_LEVEL: "debug",
+    VESPID_LOG_FORMAT: "json",
     VESPID_ACTIVATION_RETENTION: "12h",
     VESPID_NAMESPACE_CONCURRENT: "5",
     VESPID_NAMESPACE_PER_MINUTE: "600",
@@ -90,7 +96,7 @@ test("config: values from the environment; empty means unset", (t) => {
     VESPID_REPLICAS: "3",
     VESPID_MAX_RETRIES: "2",
   });
-  t.deepEqual(config, { port: 0, host: "0.0.0.0", dataDir: "/srv/vespid", natsUrl: "nats://a:4222,nats://b:4222", runnerCapacity: 7, poolMb: 512, isolation: "process", logLevel: "debug", activationRetentionMs: 12 * 60 * 60 * 1000, namespaceLimits: { concurrent: 5, perMinute: 600 }, idempotencyWindowMs: 2 * 60 * 60 * 1000, maxQueue: 50, maxBlockingWaits: 70, replicas: 3, maxRetries: 2 });
+  t.deepEqual(config, { port: 0, host: "0.0.0.0", dataDir: "/srv/vespid", natsUrl: "nats://a:4222,nats://b:4222", runnerCapacity: 7, runnerQueue: 0, directCalls: false, poolMb: 512, isolation: "process", logLevel: "debug", logFormat: "json", activationRetentionMs: 12 * 60 * 60 * 1000, namespaceLimits: { concurrent: 5, perMinute: 600 }, idempotencyWindowMs: 2 * 60 * 60 * 1000, maxQueue: 50, maxBlockingWaits: 70, replicas: 3, maxRetries: 2 });
   t.is(loadConfig({ NATS_URL: "", VESPID_PORT: "" }).natsUrl, undefined);
   t.is(loadConfig({ VESPID_DATA_DIR: "rel/dir" }).dataDir, join(process.cwd(), "rel/dir"));
 });
@@ -105,6 +111,8 @@ for (const [name, value] of [
   ["VESPID_RUNNER_CAPACITY", "0"],
   ["VESPID_RUNNER_CAPACITY", "many"],
   ["VESPID_POOL_MB", "8"],
+  ["VESPID_RUNNER_QUEUE", "-1"],
+  ["VESPID_DIRECT_CALLS", "yes"],
   ["VESPID_LOG_LEVEL", "loud"],
   ["VESPID_ISOLATION", "xen"],
   ["VESPID_ACTIVATION_RETENTION", "0"],

@@ -177,6 +177,23 @@ test("keys can be added, listed and deleted; a deleted key is refused", async (t
   await t.throwsAsync(admin.createKey("no-such-namespace"), { instanceOf: AdminError, message: /no namespace no-such-namespace/ });
 });
 
+test("a key in use stops working within a moment of its deletion: every gateway watches the keys", async (t) => {
+  await admin.createNamespace("team-revoked");
+  const key = await admin.createKey("team-revoked");
+  // Used first, so the gateway has verified it and remembers it.
+  t.is((await platform.request("GET", "/api/v1/namespaces/_/actions", undefined, {}, { auth: key })).status, 200);
+  t.is((await platform.request("GET", "/api/v1/namespaces/_/actions", undefined, {}, { auth: key })).status, 200);
+  await admin.deleteKey(key.split(":")[0]!);
+  // The watch's change arrives within milliseconds; the remembered verification lasts 30 s.
+  const deadline = Date.now() + 2_000;
+  let status = 200;
+  while (status !== 401 && Date.now() < deadline) {
+    status = (await platform.request("GET", "/api/v1/namespaces/_/actions", undefined, {}, { auth: key })).status;
+    if (status !== 401) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  t.is(status, 401, "the deleted key was still accepted 2 s after its deletion");
+});
+
 test("namespace names follow the entity rules; `_` is reserved; a namespace is created once", async (t) => {
   for (const bad of ["", "_", "../x", "a/b", " lead", "trail ", "x".repeat(257), "caf\u00e9", "a\nb", ".hidden"]) {
     await t.throwsAsync(admin.createNamespace(bad), { instanceOf: AdminError }, JSON.stringify(bad));

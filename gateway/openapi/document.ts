@@ -13,6 +13,7 @@ import {
   Isolation,
   Package,
   PackagePut,
+  PlatformStats,
   RulePut,
   RuleStatus,
   Trigger,
@@ -37,6 +38,8 @@ export interface Operation {
   responses: Record<number, readonly [string, z.ZodType?]>;
   /** Health, discovery and docs: no credentials needed. */
   public?: boolean;
+  /** The responses' media type when not JSON (the web console's page and assets). */
+  mediaType?: string;
 }
 
 // Shapes the routes answer with that have no contract of their own.
@@ -138,6 +141,10 @@ function actionOperations(path: string, what: string, shared = false): Operation
 export const OPERATIONS: Operation[] = [
   { method: "get", path: "/health", summary: "Liveness, NATS connectivity and the live runners' tiers", tag: "Platform", public: true, responses: { 200: ["up (ok), or up without any live runner (degraded)", Health], 503: ["not connected to NATS", Health] } },
   { method: "get", path: "/api/v1", summary: "API information and runtimes", tag: "Platform", public: true, responses: { 200: ["API information", ApiInfo] } },
+  { method: "get", path: "/", summary: "The web console (docs/console.md)", tag: "Platform", public: true, mediaType: "text/html", responses: { 200: ["its page", z.string()] } },
+  { method: "get", path: "/console/:file", summary: "The web console's bundled script and stylesheet (names carry a content hash)", tag: "Platform", public: true, mediaType: "text/javascript", responses: { 200: ["the asset (JavaScript or CSS)", z.string()], 404: ["no such asset"] } },
+  { method: "get", path: "/metrics", summary: "Prometheus metrics of this gateway and every live runner; needs Authorization: Bearer <metrics token> (VESPID_METRICS_TOKEN or <dataDir>/metrics.token), not an API key (docs/telemetry.md)", tag: "Platform", public: true, mediaType: "text/plain", responses: { 200: ["Prometheus text exposition format", z.string()], 401: ["the metrics token is missing or wrong"] } },
+  { method: "get", path: "/api/v1/stats", summary: "The caller's namespace's invocation rates and latency over the last 10 s, and the live runners' figures (docs/telemetry.md)", tag: "Platform", responses: { 200: ["the figures", PlatformStats], 401: auth[401] } },
   { method: "get", path: "/api/v1/openapi.json", summary: "This document", tag: "Platform", public: true, responses: { 200: ["the OpenAPI document", z.record(z.string(), z.unknown())] } },
   { method: "get", path: "/api/v1/namespaces", summary: "The caller's namespaces", tag: "Namespaces", responses: { 200: ["namespace names", NamespaceList], 401: auth[401] } },
   { method: "get", path: `${NS}/actions`, summary: "List actions", tag: "Actions", query: ActionListQuery, responses: { 200: ["actions, newest first (without code)", z.array(Action)], 400: ["bad query"], ...auth } },
@@ -210,7 +217,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
       responses[status] = {
         description,
         ...(status === "429" ? { headers: { "Retry-After": { description: "seconds to wait", schema: { type: "integer" } } } } : {}),
-        content: { "application/json": { schema: schema ? convert(schema, "output") : { $ref: "#/components/schemas/Error" } } },
+        content: { [(status.startsWith("2") && op.mediaType) || "application/json"]: { schema: schema ? convert(schema, "output") : { $ref: "#/components/schemas/Error" } } },
       };
     }
     (paths[path] ??= {})[op.method] = {

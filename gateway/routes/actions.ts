@@ -184,10 +184,13 @@ export function actionRoutes(deps: ActionRoutesDeps): Hono<GatewayEnv> {
     if (!request) {
       throw new ApiError(404, version === undefined ? Messages.notFound : `version ${version} of the action does not exist`);
     }
+    request.requestId = c.get("requestId");
     // With a key, a repeat of the same request (same action as named, version and parameters as
     // sent; `blocking` and `result` may differ) answers the first one's activation.
     const run = async (options: InvokeOptions): Promise<IdempotentOutcome> => {
-      if (key === undefined) return { ...(await deps.invoker.invoke(request, options)), replayed: false };
+      // Without a key a blocking call may go straight to a runner; a keyed one goes through
+      // JetStream, whose duplicate window is what makes a repeat's republish run nothing twice.
+      if (key === undefined) return { ...(await deps.invoker.invoke(request, { ...options, direct: true })), replayed: false };
       const fingerprint = fingerprintOf({ action: at, version, params });
       return invokeOnce(deps.idempotency, deps.invoker, key, fingerprint, request, options, (err) =>
         deps.logger.warn({ err }, "could not republish a repeated invocation"),

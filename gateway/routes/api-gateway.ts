@@ -46,6 +46,7 @@ export function apiGatewayRoutes(deps: ApiGatewayDeps): Hono<GatewayEnv> {
       // OpenWhisk's gateway calls the action with its owner's key: the route counts as authenticated.
       caller: match.api.namespace,
       extra: match.params,
+      requestId: c.get("requestId"),
     });
   };
   app.all("/api/:namespace", limitBody(), serve);

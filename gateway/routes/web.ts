@@ -65,6 +65,7 @@ export function webRoutes(deps: WebRoutesDeps): Hono<GatewayEnv> {
       extension,
       request,
       ...(caller !== undefined && { caller }),
+      requestId: c.get("requestId"),
     });
   });
   return app;

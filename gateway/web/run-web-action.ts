@@ -35,6 +35,8 @@ export interface WebCall {
   caller?: string;
   /** Parameters beside the query and body (an API route's path parameters). */
   extra?: Record<string, string>;
+  /** The HTTP request's id, carried to the scheduler's and runner's log lines. */
+  requestId?: string;
 }
 
 export async function runWebAction(deps: WebActionDeps, call: WebCall): Promise<Response> {
@@ -80,6 +82,7 @@ export async function runWebAction(deps: WebActionDeps, call: WebCall): Promise<
   try {
     const invocation = await invocationRequest(deps, action.namespace, call.at, args);
     if (!invocation) throw new ApiError(404, Messages.notFound);
+    if (call.requestId !== undefined) invocation.requestId = call.requestId;
     outcome = await deps.invoker.invoke(invocation, { waitMs: deps.blockingWaitMs });
   } catch (err) {
     return fail(err);

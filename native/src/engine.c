@@ -65,6 +65,30 @@ static int arm_deadline(timer_t *timer, uint32_t ms)
 	return 0;
 }
 
+/* CPU time of `clock` in ns, 0 when it cannot be read (a sandbox that is gone). */
+static uint64_t cpu_ns(clockid_t clock)
+{
+	struct timespec ts;
+	if (clock_gettime(clock, &ts) < 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The CPU clock of a whole process is what glibc's clock_getcpuclockid computes, without its check. */
+uint64_t vsp_process_cpu_ns(pid_t pid)
+{
+	return pid > 0 ? cpu_ns((clockid_t)((~(unsigned)pid << 3) | 2u)) : 0; /* CPUCLOCK_SCHED of the process */
+}
+
+static __thread uint64_t thread_cpu_mark;
+static __thread bool have_thread_cpu_mark;
+
+void vsp_cpu_mark(void)
+{
+	thread_cpu_mark = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
+	have_thread_cpu_mark = true;
+}
+
 uint64_t vsp_now_us(void)
 {
 	struct timespec ts;
@@ -190,6 +214,12 @@ static void ready_vm(struct vsp_lease *lease, struct vsp_call *call)
 		}
 		call->done = false;
 		call->out->cold_start = 1;
+	} else {
+		/* A VM of the snapshot: what it allocated and spent before this call is not this call's. */
+		call->out->warm = 1;
+		vsp_mm_reset_peak(&lease->vm.mm);
+		if (lease->vm.tier == VSP_TIER_PROCESS)
+			call->guest_cpu0 = lease->vm.sb.parked_cpu_ns;
 	}
 	vsp_serve_params(&lease->vm, call);
 }
@@ -203,6 +233,8 @@ int vsp_run_leased(const struct vsp_request *req, struct vsp_outcome *out, struc
 	pthread_once(&signal_once, install_handler);
 
 	uint64_t t0 = vsp_now_us();
+	uint64_t cpu0 = have_thread_cpu_mark ? thread_cpu_mark : cpu_ns(CLOCK_THREAD_CPUTIME_ID);
+	have_thread_cpu_mark = false;
 	struct vsp_call call = { .req = req, .out = out, .deadline_us = t0 + (uint64_t)req->timeout_ms * 1000 };
 	timer_t timer;
 	deadline_expired = 0;
@@ -220,7 +252,15 @@ int vsp_run_leased(const struct vsp_request *req, struct vsp_outcome *out, struc
 		}
 		timer_delete(timer);
 	}
+	uint64_t cpu = cpu_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
 	if (lease->have_vm) {
+		/* A sandbox spends its own CPU too (a cold one from 0: it was started by this call). */
+		if (lease->vm.tier == VSP_TIER_PROCESS && lease->vm.sb.pid > 0) {
+			uint64_t guest = vsp_process_cpu_ns(lease->vm.sb.pid);
+			if (guest > call.guest_cpu0)
+				cpu += guest - call.guest_cpu0;
+		}
+		out->memory_peak = vsp_mm_peak_bytes(&lease->vm);
 		out->exits = lease->vm.exits;
 		lease->vm.exits = 0; /* a pooled VM counts afresh for its next call */
 		if (lease->vm.mm.oom && call.status != VSP_OK && call.status != VSP_TIMEOUT) {
@@ -235,6 +275,7 @@ int vsp_run_leased(const struct vsp_request *req, struct vsp_outcome *out, struc
 	lease->reusable = call.status == VSP_OK || call.status == VSP_ERROR;
 	out->status = (int32_t)call.status;
 	out->micros = vsp_now_us() - t0;
+	out->cpu_micros = cpu / 1000;
 	return 0;
 }
 

@@ -56,11 +56,29 @@ static void mark(struct vsp_mm *mm, uint64_t addr, uint64_t len, bool used)
 {
 	for (uint64_t a = addr; a < addr + len; a += PAGE) {
 		uint64_t i = (a - mm->mmap_base) / PAGE;
+		uint8_t bit = (uint8_t)(1u << (i % 8));
+		if (!(mm->used[i / 8] & bit) == used)
+			mm->mapped += used ? 1 : (uint64_t)-1;
 		if (used)
-			mm->used[i / 8] |= (uint8_t)(1u << (i % 8));
+			mm->used[i / 8] |= bit;
 		else
-			mm->used[i / 8] &= (uint8_t)~(1u << (i % 8));
+			mm->used[i / 8] &= (uint8_t)~bit;
 	}
+	if (mm->mapped > mm->peak_mapped)
+		mm->peak_mapped = mm->mapped;
+}
+
+void vsp_mm_reset_peak(struct vsp_mm *mm)
+{
+	mm->peak_brk = mm->brk;
+	mm->peak_mapped = mm->mapped;
+}
+
+uint64_t vsp_mm_peak_bytes(const struct vsp_vm *vm)
+{
+	const struct vsp_mm *mm = &vm->mm;
+	uint64_t image = vm->image ? vm->image->end - VSP_IMAGE_BASE : 0;
+	return image + (page_up(mm->peak_brk) - mm->brk_base) + mm->peak_mapped * PAGE;
 }
 
 static bool range_free(const struct vsp_mm *mm, uint64_t addr, uint64_t len)
@@ -90,7 +108,7 @@ int vsp_mm_init(struct vsp_vm *vm, uint64_t image_end)
 {
 	struct vsp_mm *mm = &vm->mm;
 	memset(mm, 0, sizeof(*mm));
-	mm->brk_base = mm->brk = mm->mmap_base = page_up(image_end);
+	mm->brk_base = mm->brk = mm->peak_brk = mm->mmap_base = page_up(image_end);
 	mm->mmap_top = vm->mem_size - VSP_STACK_SIZE - VSP_GUARD_SIZE;
 	if (mm->mmap_base >= mm->mmap_top)
 		return -ENOMEM;
@@ -122,6 +140,8 @@ uint64_t vsp_mm_brk(struct vsp_vm *vm, uint64_t addr)
 		discard(vm, new_end, old_end - new_end);
 	}
 	mm->brk = addr;
+	if (addr > mm->peak_brk)
+		mm->peak_brk = addr;
 	return mm->brk;
 }
 

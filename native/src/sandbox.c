@@ -655,6 +655,7 @@ int vsp_sandbox_resume(struct vsp_vm *vm)
 		return r;
 	if ((r = next_hypercall(vm, 0, NULL)) < 0)
 		return r;
+	vm->sb.parked_cpu_ns = vsp_process_cpu_ns(vm->sb.pid);
 	return check_parked(vm);
 }
 
@@ -670,5 +671,7 @@ int vsp_sandbox_rewind(struct vsp_vm *vm)
 	int r = answer(vm, VSP_SANDBOX_RESTORE);
 	if (r < 0 || (r = next_hypercall(vm, 0, NULL)) < 0)
 		return r;
+	/* Off the next call's path: the sandbox now waits without spending CPU until that call. */
+	vm->sb.parked_cpu_ns = vsp_process_cpu_ns(vm->sb.pid);
 	return check_parked(vm);
 }

@@ -66,7 +66,23 @@ struct vsp_outcome {
 	uint64_t micros;          /* wall time of the invocation inside the engine */
 	uint64_t exits;           /* exits to the host (doorbells and others) */
 	uint64_t cold_start;      /* 1 when this call booted the VM and took the snapshot */
+	/*
+	 * CPU time the call consumed, µs: the worker thread's (the vCPU in KVM_RUN, and the host's
+	 * serving of exits or hypercalls) plus, in the process tier, the sandbox process's own.
+	 */
+	uint64_t cpu_micros;
+	/*
+	 * Peak guest memory of the call, bytes: the image plus the heap (brk) and the anonymous mmap
+	 * region at their largest during the call, as the engine hands them out (both tiers alike).
+	 * A cold start counts its boot and init; the stack (at most 2 MiB) is not counted.
+	 */
+	uint64_t memory_peak;
+	/* 1 when the call started from a VM of its snapshot (an idle one or one built from it): no boot, no init */
+	uint64_t warm;
 };
+
+/* Fields of struct vsp_outcome, in order, that vsp_collect_fields() can copy out. */
+#define VSP_OUTCOME_FIELDS 10
 
 /*
  * Log records are packed back to back in vsp_request.logs:
@@ -110,6 +126,14 @@ VSP_API int vsp_submit(uint64_t job, const char *image_path, const uint8_t *init
  */
 VSP_API int vsp_collect(uint64_t job, uint8_t *result, uint64_t result_cap, uint8_t *logs, uint64_t logs_cap,
 		int64_t *outcome);
+
+/*
+ * vsp_collect() with the first `fields` (1 .. VSP_OUTCOME_FIELDS) fields of struct vsp_outcome, so
+ * a caller built against a shorter outcome keeps working as the struct grows. Returns 0, -EINVAL
+ * for a bad `fields`, or -ENOENT as vsp_collect().
+ */
+VSP_API int vsp_collect_fields(uint64_t job, uint8_t *result, uint64_t result_cap, uint8_t *logs, uint64_t logs_cap,
+		       int64_t *outcome, uint32_t fields);
 
 /*
  * Snapshot pool: `bytes` bounds the memory of snapshots and idle VM shells together (0: the

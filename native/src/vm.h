@@ -20,6 +20,10 @@ struct vsp_mm {
 	uint64_t mmap_top;     /* mmap hands out pages below this, top-down */
 	uint8_t *used;         /* one bit per page in [mmap_base, mmap_top): handed out by mmap */
 	bool oom;              /* a brk/mmap request was refused for lack of memory */
+	uint64_t mapped;       /* pages mmap has handed out now */
+	/* High-water marks since the call began (vsp_mm_reset_peak), for its memory_peak */
+	uint64_t peak_brk;
+	uint64_t peak_mapped;
 };
 
 /* A guest image in its loaded form, shared and reference-counted (elf.c). */
@@ -67,6 +71,8 @@ struct vsp_vm {
 		uint64_t bell;         /* ... for this doorbell */
 		pid_t tid;             /* ... made by this thread (host PID namespace) */
 		uint64_t blocks;       /* memfd's st_blocks when its pages were last listed */
+		/* Its CPU time (ns) when it last parked at the ready point, read off the call's path */
+		uint64_t parked_cpu_ns;
 	} sb;
 };
 
@@ -127,6 +133,10 @@ int vsp_mm_copy(struct vsp_mm *dst, const struct vsp_mm *src);
 /* True when mmap has handed out the page at `addr`. */
 bool vsp_mm_page_used(const struct vsp_mm *mm, uint64_t addr);
 uint64_t vsp_mm_brk(struct vsp_vm *vm, uint64_t addr);
+/* Starts the high-water marks afresh from the current heap and mappings (a warm call's start). */
+void vsp_mm_reset_peak(struct vsp_mm *mm);
+/* The guest's peak memory since the marks were reset: image, heap and mmap'd pages, bytes. */
+uint64_t vsp_mm_peak_bytes(const struct vsp_vm *vm);
 int64_t vsp_mm_mmap(struct vsp_vm *vm, uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int64_t fd);
 int64_t vsp_mm_munmap(struct vsp_vm *vm, uint64_t addr, uint64_t len);
 
@@ -168,6 +178,7 @@ struct vsp_call {
 	bool stop_at_params;
 	bool ready;
 	uint64_t deadline_us;  /* CLOCK_MONOTONIC µs at which the call times out */
+	uint64_t guest_cpu0;   /* process tier: the sandbox's CPU time (ns) when the call took it */
 };
 
 /* run.c: serves a doorbell rung by the guest (both tiers) */
@@ -176,6 +187,14 @@ void vsp_doorbell(struct vsp_vm *vm, struct vsp_call *call, uint64_t offset);
 void vsp_fault_forged(struct vsp_call *call);
 /* engine.c: CLOCK_MONOTONIC in µs */
 uint64_t vsp_now_us(void);
+/* engine.c: CPU time of the whole process `pid`, ns (0 when it cannot be read) */
+uint64_t vsp_process_cpu_ns(pid_t pid);
+/*
+ * engine.c: notes the calling thread's CPU time now, as the start of its next call's cpu_micros.
+ * A worker calls it once its VM is restored: it then only waits (no CPU) until its next job, so
+ * the call's path reads the clock once, at the end, instead of twice (~1.4 µs a reading here).
+ */
+void vsp_cpu_mark(void);
 
 /* run.c: serves the PARAMS input into the buffer the guest described in the frame */
 void vsp_serve_params(struct vsp_vm *vm, struct vsp_call *call);

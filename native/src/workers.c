@@ -67,6 +67,7 @@ static void *worker(void *arg)
 		on_done(id);
 		/* Restoring the VM for the next call happens after the answer is on its way. */
 		vsp_pool_release(&lease);
+		vsp_cpu_mark();
 	}
 	return NULL;
 }
@@ -151,6 +152,14 @@ int vsp_submit(uint64_t job, const char *image_path, const uint8_t *init, uint64
 int vsp_collect(uint64_t job, uint8_t *result, uint64_t result_cap, uint8_t *logs, uint64_t logs_cap,
 		int64_t *outcome)
 {
+	return vsp_collect_fields(job, result, result_cap, logs, logs_cap, outcome, 7);
+}
+
+int vsp_collect_fields(uint64_t job, uint8_t *result, uint64_t result_cap, uint8_t *logs, uint64_t logs_cap,
+		       int64_t *outcome, uint32_t nfields)
+{
+	if (nfields == 0 || nfields > VSP_OUTCOME_FIELDS)
+		return -EINVAL;
 	pthread_mutex_lock(&lock);
 	struct job **pp = &finished;
 	while (*pp && (*pp)->id != job)
@@ -166,9 +175,12 @@ int vsp_collect(uint64_t job, uint8_t *result, uint64_t result_cap, uint8_t *log
 	uint64_t llen = j->out.logs_len < logs_cap ? j->out.logs_len : logs_cap;
 	memcpy(result, j->result, rlen);
 	memcpy(logs, j->logs, llen);
-	const int64_t fields[7] = { j->out.status, j->out.logs_truncated, (int64_t)rlen, (int64_t)llen,
-				    (int64_t)j->out.micros, (int64_t)j->out.exits, (int64_t)j->out.cold_start };
-	memcpy(outcome, fields, sizeof(fields));
+	const int64_t fields[VSP_OUTCOME_FIELDS] = {
+		j->out.status, j->out.logs_truncated, (int64_t)rlen, (int64_t)llen, (int64_t)j->out.micros,
+		(int64_t)j->out.exits, (int64_t)j->out.cold_start, (int64_t)j->out.cpu_micros,
+		(int64_t)j->out.memory_peak, (int64_t)j->out.warm,
+	};
+	memcpy(outcome, fields, nfields * sizeof(fields[0]));
 	job_free(j);
 	return 0;
 }

@@ -56,8 +56,10 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		if (repeat > 1)
-			printf("call %d: status=%d micros=%llu cold=%llu\n", i, out.status,
-			       (unsigned long long)out.micros, (unsigned long long)out.cold_start);
+			printf("call %d: status=%d micros=%llu cold=%llu warm=%llu cpu_micros=%llu memory_peak=%llu\n", i,
+			       out.status, (unsigned long long)out.micros, (unsigned long long)out.cold_start,
+			       (unsigned long long)out.warm, (unsigned long long)out.cpu_micros,
+			       (unsigned long long)out.memory_peak);
 	}
 	int64_t c[8];
 	vsp_pool_counters(c);
