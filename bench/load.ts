@@ -25,6 +25,8 @@ Target (default: a whole platform started in this process, as the tests do):
   --nats URL             that platform's NATS, for the NATS floors and engine counters
   --runners N            own platform: runners (default 1)
   --capacity N           own platform: slots per runner (default ${DEFAULT_RUNNER_CAPACITY}, VESPID_RUNNER_CAPACITY's default)
+  --no-direct            own platform: blocking calls through JetStream and the scheduler, as
+                         with VESPID_DIRECT_CALLS=off (the baseline of the direct path)
 Load:
   --concurrency N        closed loop: N clients, each calling again when answered (default 50)
   --rate R               open loop instead: R calls/s on a fixed schedule; latency counts from
@@ -58,6 +60,8 @@ interface Options {
   nats?: string;
   runners: number;
   capacity: number;
+  /** Own platform: blocking calls may go straight to runners (false: --no-direct). */
+  direct: boolean;
   concurrency: number;
   rate?: number;
   maxInflight: number;
@@ -84,7 +88,7 @@ function parseOptions(argv: string[]): Options | "help" {
     strict: true,
     options: {
       url: { type: "string" }, auth: { type: "string" }, nats: { type: "string" },
-      runners: { type: "string" }, capacity: { type: "string" }, concurrency: { type: "string" },
+      runners: { type: "string" }, capacity: { type: "string" }, concurrency: { type: "string" }, "no-direct": { type: "boolean" },
       rate: { type: "string" }, "max-inflight": { type: "string" }, duration: { type: "string" },
       warmup: { type: "string" }, "non-blocking": { type: "boolean" }, params: { type: "string" },
       actions: { type: "string" }, kinds: { type: "string" }, "same-code": { type: "boolean" },
@@ -130,6 +134,7 @@ function parseOptions(argv: string[]): Options | "help" {
     nats: values.nats,
     runners: number("runners", values.runners, 1),
     capacity: number("capacity", values.capacity, DEFAULT_RUNNER_CAPACITY),
+    direct: !values["no-direct"],
     concurrency: number("concurrency", values.concurrency, 50),
     rate: values.rate === undefined ? undefined : number("rate", values.rate, 0, { integer: false, min: 0.001 }),
     maxInflight: number("max-inflight", values["max-inflight"], 10_000),
@@ -396,7 +401,7 @@ async function run(opts: Options) {
   if (!url) {
     progress(`starting a platform: ${opts.runners} runner(s) × ${opts.capacity} slots`);
     const { startPlatform } = await import("../test/harness.ts");
-    platform = await startPlatform({ runners: opts.runners, runnerCapacity: opts.capacity });
+    platform = await startPlatform({ runners: opts.runners, runnerCapacity: opts.capacity, directCalls: opts.direct });
     ({ url, nc } = platform);
     auth = platform.apiKey;
   } else if (opts.nats) {
@@ -506,7 +511,7 @@ async function run(opts: Options) {
     const seen = measured.cold + measured.warm;
     return {
       config: {
-        target: platform ? { own: true, runners: opts.runners, capacity: opts.capacity } : { own: false, url },
+        target: platform ? { own: true, runners: opts.runners, capacity: opts.capacity, direct: opts.direct } : { own: false, url },
         runnersSeen: runners?.runners() ?? [],
         shape: opts.rate === undefined ? { kind: "closed", clients: opts.concurrency } : { kind: "open", rate: opts.rate, maxInflight: opts.maxInflight },
         blocking: opts.blocking,
@@ -551,7 +556,7 @@ type Report = Awaited<ReturnType<typeof run>>;
 function printReport(r: Report): void {
   const { config: c, load: l } = r;
   const shape = c.shape.kind === "closed" ? `closed loop, ${c.shape.clients} clients` : `open loop, ${c.shape.rate} calls/s`;
-  const target = c.target.own ? `own platform (${c.target.runners} runner(s) × ${c.target.capacity} slots)` : c.target.url;
+  const target = c.target.own ? `own platform (${c.target.runners} runner(s) × ${c.target.capacity} slots${c.target.direct === false ? ", no direct calls" : ""})` : c.target.url;
   const tiers = [...new Set(c.runnersSeen.map((x) => x.isolation ?? "kvm"))].join(", ");
   console.log(`\nVespid load: ${shape}, ${c.blocking ? "blocking" : "non-blocking"}, ${c.actions} action(s), ${c.durationS} s measured after ${c.warmupS} s warm-up`);
   console.log(`  target ${target}${tiers ? `, isolation ${tiers}` : ""}`);

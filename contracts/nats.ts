@@ -54,7 +54,11 @@ export const ACTION_VERSIONS_BUCKET = "vespid_action_versions";
  * (`@`, `.`, spaces). Anything else is written as `=XX` (hex), which keeps keys readable and
  * the mapping reversible.
  */
+const PLAIN_TOKEN = /^[A-Za-z0-9_-]*$/;
+
 export function subjectToken(name: string): string {
+  // Most names need no escaping; this is on every invocation's path (a key or two per call).
+  if (PLAIN_TOKEN.test(name)) return name;
   return Array.from(new TextEncoder().encode(name), (b) => {
     const c = String.fromCharCode(b);
     return /[A-Za-z0-9_-]/.test(c) ? c : `=${b.toString(16).padStart(2, "0")}`;

@@ -1,7 +1,7 @@
 // The gateway's HTTP API as a Hono app built from its dependencies, so tests can drive it with
 // app.request() without a socket.
-import { randomBytes } from "node:crypto";
 import { Hono } from "hono";
+import { randomHex } from "../infra/random-hex.ts";
 import { requestId } from "hono/request-id";
 import type { Logger } from "pino";
 import type { ActionStore } from "./action-store.ts";
@@ -72,7 +72,7 @@ export interface GatewayDeps {
 }
 
 /** Short enough to read out, long enough not to collide within a log's lifetime. */
-const newRequestId = () => randomBytes(8).toString("hex");
+const newRequestId = () => randomHex(8);
 
 export function createApp(deps: GatewayDeps): Hono<GatewayEnv> {
   const namespaced = new Hono<GatewayEnv>()

@@ -96,7 +96,7 @@ export class DirectDispatch {
    */
   async send(event: InvocationEvent, payload: Uint8Array): Promise<boolean> {
     if (this.closed) return false;
-    const runnerId = this.runners.pickWithQueue(event.isolation);
+    const runnerId = this.runners.pickFreest(event.isolation, { direct: true });
     if (runnerId === undefined) return false;
     const call: DirectCall = { event, runnerId };
     this.calls.set(event.activationId, call);

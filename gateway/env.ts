@@ -10,5 +10,10 @@ export type GatewayEnv = {
      * is one of the shared reads and invocations auth.ts lets through (published packages only).
      */
     pathNamespace: string;
+    /**
+     * Set by limitBody (gateway/body.ts) when the declared Content-Length is within the bound:
+     * the body may be read straight from Node's request, without a web Request around it.
+     */
+    bodyDeclared?: boolean;
   };
 };

@@ -1,6 +1,6 @@
 // Queues invocations on JetStream and, for blocking callers, waits for the finished activation.
-import { randomBytes } from "node:crypto";
 import type { JetStreamClient } from "@nats-io/jetstream";
+import { randomHex } from "../infra/random-hex.ts";
 import type { Logger } from "pino";
 import { invokeSubject, jsonTextTooDeepAt, MAX_JSON_DEPTH, type Activation, type InvocationEvent } from "../contracts/index.ts";
 import { ApiError } from "./errors.ts";
@@ -89,7 +89,7 @@ export interface InvokerOptions {
  */
 export const PUBLISH_TIMEOUT_MS = 2_000;
 
-export const newActivationId = (): string => randomBytes(16).toString("hex");
+export const newActivationId = (): string => randomHex(16);
 
 /** What the Nats-Msg-Id header (and any the client adds) may take of a message's max_payload. */
 const HEADER_ROOM = 1024;

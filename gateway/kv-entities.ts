@@ -4,6 +4,7 @@
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { z } from "zod";
+import { decodeOnce } from "../infra/kv-cache.ts";
 
 export interface Stored<T> {
   value: T;
@@ -12,6 +13,9 @@ export interface Stored<T> {
 }
 
 export class KvEntities<T> {
+  /** Parsed records by entry, for entries a KV cache hands out again (infra/kv-cache.ts). */
+  private readonly parsed = new WeakMap<object, unknown>();
+
   constructor(
     private readonly kv: KV,
     private readonly schema: z.ZodType<T>,
@@ -21,7 +25,7 @@ export class KvEntities<T> {
   async get(namespace: string, name: string): Promise<Stored<T> | undefined> {
     const entry = await this.kv.get(this.keyOf(namespace, name));
     if (!entry || entry.operation !== "PUT") return undefined;
-    return { value: this.schema.parse(entry.json()), revision: entry.revision };
+    return { value: decodeOnce(this.parsed, entry, () => this.schema.parse(entry.json())), revision: entry.revision };
   }
 
   /** Every record whose key matches `keyFilter` (a KV key pattern such as `ns.*`). */
@@ -31,7 +35,7 @@ export class KvEntities<T> {
     const keys = new Set<string>();
     for await (const key of await this.kv.keys(keyFilter)) keys.add(key);
     const entries = await Promise.all([...keys].map((key) => this.kv.get(key)));
-    return entries.flatMap((entry) => (entry?.operation === "PUT" ? [this.schema.parse(entry.json())] : []));
+    return entries.flatMap((entry) => (entry?.operation === "PUT" ? [decodeOnce(this.parsed, entry, () => this.schema.parse(entry.json()))] : []));
   }
 
   /** False when a record by that name already exists. */

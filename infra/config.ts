@@ -49,7 +49,7 @@ export interface Config {
   /** Undefined: run an embedded nats-server. */
   natsUrl: string | undefined;
   runnerCapacity: number;
-  /** Direct calls a runner lets wait for a slot; undefined: 16 per slot (runner/assignments.ts). */
+  /** Calls a runner lets wait for a slot; undefined: 32 per slot (runner/assignments.ts). */
   runnerQueue: number | undefined;
   /** Whether gateways hand blocking calls straight to runners (VESPID_DIRECT_CALLS, default on). */
   directCalls: boolean;

@@ -154,3 +154,28 @@ export function readThrough(kv: KV, cache: KvReadCache): KV {
     },
   });
 }
+
+/**
+ * `decode(entry)`, computed once per entry object: entries served by a KvReadCache are the same
+ * object until their key changes, so an action is parsed and checked once per revision instead of
+ * on every invocation. The value is deep-frozen, since every reader shares it: code that tried to
+ * change it would throw rather than change it for the others.
+ */
+export function decodeOnce<T>(memo: WeakMap<object, unknown>, entry: object, decode: () => T): T {
+  if (memo.has(entry)) return memo.get(entry) as T;
+  const value = deepFreeze(decode());
+  memo.set(entry, value);
+  return value;
+}
+
+/** Without recursion: stored parameters may nest deeper than the stack (test/request-bounds.test.ts). */
+function deepFreeze<T>(value: T): T {
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const next = pending.pop();
+    if (!next || typeof next !== "object" || Object.isFrozen(next)) continue;
+    Object.freeze(next);
+    for (const child of Object.values(next)) pending.push(child);
+  }
+  return value;
+}

@@ -11,10 +11,11 @@
 // a second time: the new assigner is told about the run under way.
 //
 // Blocking calls may also come straight from a gateway, on `vespid.runner.<id>.run` (the direct
-// path: no JetStream, no scheduler). They are answered at once too, and may wait here in a FIFO
-// queue of at most `queueLimit` calls behind busy slots: waiting a few ms here is cheaper than the
-// queued path's four extra hops. Their record goes to the event's replyTo; only a failure to finish
-// is told (an `ended` notice with retry), so the gateway can queue the event on JetStream instead.
+// path: no JetStream, no scheduler). They are answered at once too. Calls from either wait here,
+// first come first served, in a queue of at most `queueLimit` behind busy slots: a few ms of
+// waiting here cost less than a refusal and a placement elsewhere, and schedulers and gateways
+// share the slots fairly. A direct call's record goes to the event's replyTo; only a failure to
+// finish is told to its gateway (an `ended` notice with retry), which then queues it on JetStream.
 import type { Msg, NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import {
@@ -31,7 +32,7 @@ import {
 /** Finished calls being recorded at once, per slot: recording overlaps the next call, within bounds. */
 const RECORDING_PER_SLOT = 4;
 /** Direct calls that may wait for a slot, per slot, unless VESPID_RUNNER_QUEUE says otherwise. */
-export const DIRECT_QUEUE_PER_SLOT = 16;
+export const DIRECT_QUEUE_PER_SLOT = 32;
 
 export interface AssignmentService {
   /** Calls whose engine run is under way: the slots in use. */
@@ -125,7 +126,7 @@ export function serveAssignments(nc: NatsConnection, opts: AssignmentOptions): A
       already.watchers.set(doneTo, { failuresOnly: direct });
       return respond(msg, { accepted: true, seq: opts.heartbeatSeq() });
     }
-    const refused = direct ? directRefusal() : refusal();
+    const refused = queueRefusal();
     if (refused) return respond(msg, doneTo ? { accepted: false, error: refused, retry: true } : { ok: false, error: refused, retry: true });
 
     const entry: Held = { running: false, watchers: new Map(doneTo ? [[doneTo, { failuresOnly: direct }]] : []), done: Promise.resolve(), handedBack: false };
@@ -145,7 +146,7 @@ export function serveAssignments(nc: NatsConnection, opts: AssignmentOptions): A
     let started: Promise<AssignmentReply>;
     if (running < opts.capacity) started = start();
     else {
-      // Only direct calls get here (directRefusal let it wait): it runs when a slot frees.
+      // The queue had room (queueRefusal): it runs when a slot frees, after those before it.
       started = new Promise((resolve) => (entry.waiting = { start: () => resolve(start()) }));
       queue.push(entry);
     }
@@ -165,8 +166,8 @@ export function serveAssignments(nc: NatsConnection, opts: AssignmentOptions): A
     if (doneTo) respond(msg, { accepted: true, seq: opts.heartbeatSeq() });
   };
 
-  /** A direct call waits for a slot while the queue has room; the gateway queues it on JetStream otherwise. */
-  const directRefusal = (): string | undefined => {
+  /** A call waits for a slot while the queue has room; refused otherwise (placed elsewhere, or later). */
+  const queueRefusal = (): string | undefined => {
     const refused = refusal();
     if (refused !== "runner is full") return refused;
     if (queue.length >= queueLimit || held.size >= opts.capacity * (1 + RECORDING_PER_SLOT) + queueLimit) return refused;

@@ -25,7 +25,7 @@ export interface RunnerOptions {
   dataDir: string;
   /** Invocations run at once. */
   capacity: number;
-  /** Direct calls from gateways that may wait for a slot (VESPID_RUNNER_QUEUE; default 16 per slot). */
+  /** Calls that may wait for a slot (VESPID_RUNNER_QUEUE; default DIRECT_QUEUE_PER_SLOT per slot). */
   queueLimit?: number;
   /** Memory for the engine's snapshots and idle VMs, MiB (engine default when absent). */
   poolMb?: number;

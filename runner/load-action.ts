@@ -2,7 +2,10 @@
 // action behind a package binding, or a pinned version from ACTION_VERSIONS_BUCKET).
 import type { KV } from "@nats-io/kv";
 import { Action, actionKey, actionVersionKey, type InvocationEvent } from "../contracts/index.ts";
-import type { KvReadCache } from "../infra/kv-cache.ts";
+import { decodeOnce, type KvReadCache } from "../infra/kv-cache.ts";
+
+/** Parsed actions by cached KV entry: parsed once per revision, not once per invocation. */
+const parsed = new WeakMap<object, unknown>();
 
 /** `actionsCache`: current actions served from memory, at least as new as the event's actionRevision. */
 export async function loadAction(event: InvocationEvent, kv: { actions: KV; versions?: KV; actionsCache?: KvReadCache }): Promise<Action | undefined> {
@@ -10,7 +13,7 @@ export async function loadAction(event: InvocationEvent, kv: { actions: KV; vers
   const current = async () => {
     const key = actionKey(where.namespace, where.name);
     const entry = kv.actionsCache ? await kv.actionsCache.get(key, event.actionRevision) : await kv.actions.get(key);
-    return entry?.operation === "PUT" ? Action.parse(entry.json()) : undefined;
+    return entry?.operation === "PUT" ? decodeOnce(parsed, entry, () => Action.parse(entry.json())) : undefined;
   };
   if (where.version === undefined) return current();
   const entry = await kv.versions?.get(actionVersionKey(where.namespace, where.name, where.version));

@@ -55,31 +55,26 @@ export class RunnerTable {
   }
 
   /**
-   * The live runner with the most free slots among those that satisfy `required` (absent: any),
-   * or undefined when none has one.
+   * The live runner that satisfies `required` (absent: any) with the most free slots, or, when
+   * none has a free slot, with the most room in its queue (RunnerHeartbeat.queueLimit: calls it
+   * lets wait for a slot, first come first served, whoever sent them); undefined when none has
+   * room. A scheduler keeps at most one call per slot waiting in a runner's queue — enough that
+   * its calls take their turn among a gateway's direct calls, not so many that a burst piles onto
+   * the first runner it heard of; `direct` (a gateway's blocking calls) may fill the queue, and
+   * only runners with a queue take those.
    */
-  pickFreest(required?: Isolation): string | undefined {
+  pickFreest(required?: Isolation, { direct = false } = {}): string | undefined {
     let best: string | undefined;
-    let bestFree = 0;
+    let bestIdle = 0;
+    let bestRoom = 0;
     for (const [runnerId, state] of this.runners) {
-      const free = state.capacity - state.assigned - state.othersInflight;
-      if (free > bestFree && satisfiesIsolation(state.isolation, required) && this.isLive(runnerId)) [best, bestFree] = [runnerId, free];
-    }
-    return best;
-  }
-
-  /**
-   * For a gateway's direct calls: the live runner with the most room among those that satisfy
-   * `required`, counting the calls it lets wait for a slot (RunnerHeartbeat.queueLimit) as room;
-   * undefined when none has any. Runners that take no direct calls (queueLimit 0) are left out.
-   */
-  pickWithQueue(required?: Isolation): string | undefined {
-    let best: string | undefined;
-    let bestFree = 0;
-    for (const [runnerId, state] of this.runners) {
-      if (state.queueLimit === 0) continue;
-      const free = state.capacity + state.queueLimit - state.assigned - state.othersInflight - state.othersQueued;
-      if (free > bestFree && satisfiesIsolation(state.isolation, required) && this.isLive(runnerId)) [best, bestFree] = [runnerId, free];
+      if (direct && state.queueLimit === 0) continue;
+      const load = state.assigned + state.othersInflight + state.othersQueued;
+      const idle = state.capacity - load;
+      const room = idle + (direct ? state.queueLimit : Math.min(state.queueLimit, state.capacity));
+      if (room <= 0 || !satisfiesIsolation(state.isolation, required) || !this.isLive(runnerId)) continue;
+      const better = idle > 0 ? idle > bestIdle : bestIdle <= 0 && room > bestRoom;
+      if (better) [best, bestIdle, bestRoom] = [runnerId, idle, room];
     }
     return best;
   }

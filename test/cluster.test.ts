@@ -160,8 +160,13 @@ test("3-node cluster: provisioning makes R3; R1 made earlier is scaled up; a def
   // A process that sees fewer servers (one away) provisions with its default of 1: R3 stays.
   await provision(nc, {});
   const jsm = await jetstreamManager(nc);
-  const info = await jsm.streams.info(INVOCATIONS_STREAM);
+  let info = await jsm.streams.info(INVOCATIONS_STREAM);
   t.is(info.config.num_replicas, 3);
+  // Right after a scale-up the Raft group may still list a peer being replaced: wait for three.
+  for (let i = 0; i < 60 && (info.cluster?.replicas?.length ?? 0) + 1 !== 3; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    info = await jsm.streams.info(INVOCATIONS_STREAM);
+  }
   t.is((info.cluster?.replicas?.length ?? 0) + 1, 3, "a leader and two followers");
 
   // Kill the node leading the activations bucket: its writes go on once a new leader is elected.

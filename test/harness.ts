@@ -29,6 +29,8 @@ export interface PlatformOptions {
   activationRetentionMs?: number;
   /** How long blocking invocations wait before 202, ms (the gateway's default: 60 s). */
   blockingWaitMs?: number;
+  /** Blocking calls go straight to runners (the gateway's default: true). */
+  directCalls?: boolean;
 }
 
 export type RunnerIsolation = NonNullable<Parameters<typeof startRunner>[0]["isolation"]>;
@@ -111,7 +113,7 @@ export async function startPlatform(opts: PlatformOptions = {}): Promise<Platfor
     closers.push(scheduler.close);
     const triggers = await startTriggers({ nc, logger });
     closers.push(triggers.stop);
-    const gateway = await startGateway({ nc, port: 0, host: "127.0.0.1", dataDir, logger, blockingWaitMs: opts.blockingWaitMs });
+    const gateway = await startGateway({ nc, port: 0, host: "127.0.0.1", dataDir, logger, blockingWaitMs: opts.blockingWaitMs, directCalls: opts.directCalls });
     closers.push(gateway.close);
     if (!gateway.apiKey) throw new Error("the gateway made no API key in a fresh data directory");
     const apiKey = gateway.apiKey;

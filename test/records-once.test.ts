@@ -75,7 +75,9 @@ test.before(async () => {
   });
   const scheduler = await startScheduler({ nc, logger });
   closers.push(scheduler.close);
-  const gateway = await startGateway({ nc, port: 0, host: "127.0.0.1", dataDir, logger });
+  // The queued path: these tests capture the event each call publishes (a blocking call would
+  // otherwise go straight to the runner, test/direct-calls.test.ts).
+  const gateway = await startGateway({ nc, port: 0, host: "127.0.0.1", dataDir, logger, directCalls: false });
   closers.push(gateway.close);
   const kvm = new Kvm(nc);
   const activations = await kvm.open(ACTIVATIONS_BUCKET);
@@ -121,7 +123,7 @@ async function api(method: string, path: string, body?: unknown) {
 
 /** A blocking invocation, and the event the gateway queued for it (heard on the invoke subject). */
 async function invokeCapturing(name: string, params: Record<string, unknown>) {
-  const sub = ctx.nc.subscribe(invokeSubject("guest"));
+  const sub = ctx.nc.subscribe(invokeSubject("guest"), { timeout: 30_000 });
   await ctx.nc.flush();
   try {
     const res = await api("POST", `/actions/${name}?blocking=true`, params);

@@ -65,9 +65,13 @@ const activationIds = async (): Promise<string[]> => {
   return (res.body as Array<{ activationId: string }>).map((a) => a.activationId);
 };
 
-/** The probe still runs, through the same gateway: nothing above broke it or its queue. */
+/**
+ * The probe still runs, through the same gateway: nothing above broke it or its queue. Its
+ * Idempotency-Key sends it through JetStream (a blocking call without one goes straight to a runner).
+ */
 async function gatewayStillWorks(t: import("ava").ExecutionContext, queuedBefore: number) {
-  const res = await platform.request("POST", api("actions/probe?blocking=true&result=true"), { p: arrays(3) });
+  const key = { ...JSON_HEADERS, "Idempotency-Key": `probe-${Math.random()}` };
+  const res = await platform.request("POST", api("actions/probe?blocking=true&result=true"), { p: arrays(3) }, key);
   t.is(res.status, 200, JSON.stringify(res.body));
   t.deepEqual(res.body, { depth: 3 });
   t.is(await queuedSoFar(), queuedBefore + 1, "exactly the probe's invocation was queued");
