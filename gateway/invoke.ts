@@ -132,7 +132,7 @@ export function createInvoker(js: JetStreamClient, inbox: ResultInbox, logger: L
       const admission = limiter?.admit(request.namespace);
       if (admission && !admission.ok) throw new ApiError(429, admission.reason, { "Retry-After": String(admission.retryAfter) });
       const activationId = request.activationId ?? newActivationId();
-      const pending = waitMs === undefined ? undefined : inbox.expect(activationId, waitMs);
+      const pending = waitMs === undefined ? undefined : inbox.expect(activationId, waitMs, request.namespace);
       const directly = pending !== undefined && mayGoDirect === true && direct !== undefined;
       // The limits count running invocations, so the gateway hears of every end, not only the
       // blocking callers': the runner (or the scheduler giving up) sends each record to replyTo.

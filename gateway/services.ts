@@ -4,7 +4,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { Kvm, KvWatchInclude } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { IDEMPOTENCY_BUCKET, invokeSubject } from "../contracts/index.ts";
+import { activationKey, IDEMPOTENCY_BUCKET, invokeSubject } from "../contracts/index.ts";
 import { DEFAULT_MAX_BLOCKING_WAITS, DEFAULT_MAX_QUEUE } from "../infra/config.ts";
 import { IdempotencyStore } from "./idempotency.ts";
 import { JetStreamStatus } from "./jetstream-status.ts";
@@ -91,7 +91,10 @@ export async function openGatewayServices(opts: GatewayServicesOptions): Promise
     logger,
   );
   await limiter.start();
-  const inbox = new ResultInbox(nc, gatewayId, logger);
+  const inbox = new ResultInbox(nc, gatewayId, logger, async (namespace, activationId) => {
+    const entry = await activationsKv.get(activationKey(namespace, activationId));
+    return entry?.operation === "PUT" ? entry.value : undefined;
+  });
   // JetStream's state, checked in the background: invocations are refused at once (503) when it
   // cannot take them or the queue is full, and /health says so.
   const jetstreamStatus = new JetStreamStatus(nc, opts.maxQueue ?? DEFAULT_MAX_QUEUE, logger);

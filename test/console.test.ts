@@ -295,7 +295,11 @@ test("lists: activations page by skip and limit; packages, triggers and rules ar
   await signIn(page);
   await page.goto(`${platform.url}/#/activations`);
   await page.selectOption("#activation-limit", "10");
+  // The filter is applied after a pause in typing: wait for its answer, or a click on "Older"
+  // could be undone by it (the unfiltered page may be all console-page too).
+  const filtered = page.waitForResponse((r) => r.url().includes("name=console-page"));
   await page.fill("#activation-filter", "console-page");
+  await filtered;
   const rows = page.locator("#activation-list tbody tr");
   // The filtered first page: ten rows, every one console-page (not the unfiltered page shown before).
   const filteredFirstPage = () => {

@@ -7,6 +7,10 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { pino } from "pino";
 import type { Msg, NatsConnection } from "@nats-io/transport-node";
+import { randomBytes } from "node:crypto";
+import { Kvm } from "@nats-io/kv";
+import { ACTIVATIONS_BUCKET, activationKey } from "../contracts/index.ts";
+import { ResultInbox } from "../gateway/result-inbox.ts";
 import { connectNats } from "../infra/connect.ts";
 import { startRunner } from "../runner/index.ts";
 import { api, startPlatform, type Platform } from "./harness.ts";
@@ -181,4 +185,25 @@ test.serial("a runner with no queue (VESPID_RUNNER_QUEUE=0) takes no direct call
   t.is(res.status, 200);
   await platform.nc.flush();
   t.deepEqual(seen.seen.filter((s) => s.activationId === res.body.activationId).map((s) => s.kind), ["queued", "assign"]);
+});
+
+test.serial("a record whose message to the gateway was lost still reaches its blocking caller: waiting calls are looked up in KV", async (t) => {
+  const platform = await startPlatform({ runners: 0 });
+  t.teardown(() => platform.stop());
+  const activations = await new Kvm(platform.nc).open(ACTIVATIONS_BUCKET);
+  const inbox = new ResultInbox(platform.nc, "gw-lost-results", logger, async (namespace, activationId) => {
+    const entry = await activations.get(activationKey(namespace, activationId));
+    return entry?.operation === "PUT" ? entry.value : undefined;
+  });
+  t.teardown(() => inbox.close());
+  const activationId = randomBytes(16).toString("hex");
+  const pending = inbox.expect(activationId, 30_000, "guest");
+  const started = Date.now();
+  // Stored as a runner stores it, but never sent to the gateway's subject (as if lost in a reconnect).
+  const record = { activationId, namespace: "guest", name: "lost", version: "0.0.1", subject: "guest", start: started, end: started, duration: 0,
+    response: { status: "success", statusCode: 0, success: true, result: { found: true } }, logs: [], annotations: [], publish: false };
+  await activations.create(activationKey("guest", activationId), JSON.stringify(record));
+  const activation = await pending.result;
+  t.deepEqual(activation?.response.result, { found: true });
+  t.true(Date.now() - started < 12_000, `found after ${Date.now() - started} ms (swept every 5 s)`);
 });

@@ -75,8 +75,14 @@ test.serial("stdout has the banner and no log; stderr has JSON lines only, and a
     const tagged = (component: string) => (lines: Array<Record<string, unknown>>) =>
       lines.some((line) => line.component === component && line.reqId === reqId && line.activationId === activationId);
     t.true(await logged(vespid, tagged("gateway")), "the gateway's line for the call has its reqId and activationId");
-    t.true(await logged(vespid, tagged("scheduler")), "the scheduler's line for the call has both ids");
     t.true(await logged(vespid, tagged("runner")), "the runner's lines for the call have both ids");
+    // A blocking call may go straight to the runner; a queued one also passes the scheduler.
+    const queued = await call(vespid, "POST", "/actions/chatty", { who: "Queue" }, { "X-Request-Id": "queued-call" });
+    t.is(queued.status, 202);
+    const queuedTagged = (component: string) => (lines: Array<Record<string, unknown>>) =>
+      lines.some((line) => line.component === component && line.reqId === "queued-call" && line.activationId === queued.body.activationId);
+    t.true(await logged(vespid, queuedTagged("scheduler")), "the scheduler's line for the queued call has both ids");
+    t.true(await logged(vespid, queuedTagged("runner")), "the runner's lines for the queued call have both ids");
     const runnerLines = jsonLines(vespid.stderr()).filter((line) => line.component === "runner" && line.activationId === activationId);
     t.true(runnerLines.some((line) => line.msg === "invocation ended" && line.status === "success"));
 
