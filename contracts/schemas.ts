@@ -299,7 +299,7 @@ export const RunnerHeartbeat = z.object({
   capacity: z.number().int().nonnegative(),
   /** Invocations whose engine run is under way now (recording a finished one holds no slot). */
   inflight: z.number().int().nonnegative(),
-  /** Direct calls (from gateways, runner/assignments.ts) waiting for a slot, and how many may. */
+  /** Calls (schedulers' and gateways' direct ones, runner/assignments.ts) waiting for a slot, and how many may. */
   queued: z.number().int().nonnegative().optional(),
   queueLimit: z.number().int().nonnegative().optional(),
   at: z.number().int(),

@@ -60,6 +60,7 @@ export class DirectDispatch {
   private readonly notices;
   private readonly timer: NodeJS.Timeout;
   private closed = false;
+  private connected = true;
 
   constructor(private readonly opts: DirectDispatchOptions) {
     this.noticeSubject = gatewayNoticeSubject(opts.gatewayId);
@@ -72,6 +73,14 @@ export class DirectDispatch {
     });
     this.timer = setInterval(() => this.check(), CHECK_MS);
     this.timer.unref();
+    // Heartbeats this gateway could not hear say nothing about the runners (as for schedulers).
+    void (async () => {
+      for await (const status of opts.nc.status()) {
+        if (status.type !== "disconnect" && status.type !== "reconnect") continue;
+        this.connected = status.type === "reconnect";
+        this.runners.excuseSilence();
+      }
+    })().catch(() => undefined);
   }
 
   /** Feed every runner heartbeat here (gateway/runners.ts watchRunners' onHeartbeat). */
@@ -149,6 +158,7 @@ export class DirectDispatch {
 
   /** Calls whose runner went silent are queued on JetStream; so are calls a requeue failed for. */
   private check(): void {
+    if (!this.connected) return;
     this.runners.prune();
     for (const call of this.calls.values()) {
       if (call.requeuing) continue;

@@ -31,13 +31,13 @@ import {
 
 /** Finished calls being recorded at once, per slot: recording overlaps the next call, within bounds. */
 const RECORDING_PER_SLOT = 4;
-/** Direct calls that may wait for a slot, per slot, unless VESPID_RUNNER_QUEUE says otherwise. */
+/** Calls that may wait for a slot, per slot, unless VESPID_RUNNER_QUEUE says otherwise. */
 export const DIRECT_QUEUE_PER_SLOT = 32;
 
 export interface AssignmentService {
   /** Calls whose engine run is under way: the slots in use. */
   readonly inflight: number;
-  /** Direct calls waiting for a slot. */
+  /** Calls waiting for a slot. */
   readonly queued: number;
   /** Every activation held (running or being recorded), for the heartbeat. */
   held(): string[];
@@ -48,7 +48,7 @@ export interface AssignmentService {
 export interface AssignmentOptions {
   runnerId: string;
   capacity: number;
-  /** Direct calls that may wait for a slot (default DIRECT_QUEUE_PER_SLOT per slot). */
+  /** Calls that may wait for a slot (default DIRECT_QUEUE_PER_SLOT per slot); 0 also means no direct calls are offered. */
   queueLimit?: number;
   /** `ran` is called once the engine is done with the call, before its record is written. */
   run: (event: InvocationEvent, ran: () => void) => Promise<AssignmentReply>;
@@ -62,7 +62,7 @@ export interface AssignmentOptions {
 interface Held {
   /** Holds a slot: the engine runs it (or is about to). */
   running: boolean;
-  /** Waits in the direct queue for a slot; `start` takes one. */
+  /** Waits in the queue for a slot; `start` takes one. */
   waiting?: { start: () => void };
   /**
    * Subjects to tell how it goes: schedulers' (every notice), and gateways' for direct calls
@@ -76,7 +76,7 @@ interface Held {
 
 export function serveAssignments(nc: NatsConnection, opts: AssignmentOptions): AssignmentService {
   const held = new Map<string, Held>();
-  /** Direct calls waiting for a slot, oldest first. */
+  /** Calls waiting for a slot, oldest first. */
   const queue: Held[] = [];
   const queueLimit = opts.queueLimit ?? opts.capacity * DIRECT_QUEUE_PER_SLOT;
   let running = 0;
@@ -105,7 +105,7 @@ export function serveAssignments(nc: NatsConnection, opts: AssignmentOptions): A
     return undefined;
   };
 
-  /** Starts queued direct calls while slots are free. */
+  /** Starts queued calls while slots are free. */
   const drain = () => {
     while (!closing && running < opts.capacity && queue.length > 0) queue.shift()!.waiting!.start();
   };

@@ -12,7 +12,7 @@ export interface HeartbeatOptions {
   /** Schedulers place work that requires a tier only on runners of that tier. */
   isolation: Isolation;
   inflight: () => number;
-  /** Direct calls waiting for a slot, and how many may. */
+  /** Calls waiting for a slot, and how many may. */
   queued?: () => number;
   queueLimit?: number;
   /** Every activation held, running or being recorded. */
