@@ -77,8 +77,14 @@ need /usr/include/stdio.h libc6-dev # the engine builds against glibc (gcc only 
 need musl-gcc musl-tools            # guests are static musl programs
 need bwrap bubblewrap               # C actions compile in a sandbox that cannot read host files
 need /usr/include/seccomp.h libseccomp-dev # the process tier's seccomp filters are built with libseccomp
-# The tests drive the web console in a real headless browser (test/console.test.ts, playwright-core).
-if [[ $NATIVE_TARGET == all ]]; then need chromium chromium; fi
+# The tests drive the web console in a real headless browser (test/console.test.ts, playwright-core),
+# and run the README's walkthrough as written (test/readme.test.ts), which uses curl, jq and zip.
+if [[ $NATIVE_TARGET == all ]]; then
+  need chromium chromium
+  need curl curl
+  need jq jq
+  need zip zip
+fi
 
 # --- nats-server --------------------------------------------------------------------------------
 nats_version() { # prints the x.y.z of a nats-server binary, or nothing
