@@ -15,11 +15,12 @@ const { values } = parseArgs({
     url: { type: "string" },
     auth: { type: "string" },
     nats: { type: "string" },
+    raw: { type: "boolean" },
     help: { type: "boolean" },
   },
 });
 if (values.help) {
-  console.log("Usage: node --import=tsx bench/trace.ts [--calls N] [--kind js|c] [--url URL --auth UUID:KEY --nats URL]");
+  console.log("Usage: node --import=tsx bench/trace.ts [--calls N] [--kind js|c] [--raw] [--url URL --auth UUID:KEY --nats URL]\n  --raw  also print the last three calls' messages one by one");
   process.exit(0);
 }
 const CALLS = Number(values.calls);
@@ -87,7 +88,7 @@ async function main(): Promise<void> {
     }
   }
   await tap.drain();
-  if (process.env.TRACE_RAW) for (const t of traces.slice(-3)) console.log(t.map((s) => `${s.at.toFixed(2)} ${s.hop}`).join("\n"), "\n---");
+  if (values.raw) for (const t of traces.slice(-3)) console.log(t.map((s) => `${s.at.toFixed(2)} ${s.hop}`).join("\n"), "\n---");
 
   // Hops in the order they usually come, with the median time each was first seen.
   const byHop = new Map<string, number[]>();

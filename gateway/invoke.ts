@@ -59,9 +59,10 @@ export interface Invoker {
    * key whose first request may not have reached the queue). Within the stream's duplicate
    * window JetStream stores a given id once, so this never queues a second run of an invocation
    * that was stored. Not counted against the limits: it is the first request's call. True when
-   * JetStream already had it.
+   * JetStream already had it. A direct call whose runner was lost (gateway/direct-dispatch.ts)
+   * comes here too, with its replyTo, `redelivered` and first publish time.
    */
-  requeue(request: InvocationRequest & { activationId: string }): Promise<boolean>;
+  requeue(request: InvocationRequest & Pick<InvocationEvent, "activationId"> & Partial<Pick<InvocationEvent, "published" | "replyTo" | "redelivered">>): Promise<boolean>;
 }
 
 /**
@@ -120,7 +121,7 @@ export function createInvoker(js: JetStreamClient, inbox: ResultInbox, logger: L
   return {
     async requeue(request) {
       checkQueue();
-      const event: InvocationEvent = { ...request, published: Date.now() };
+      const event: InvocationEvent = { ...request, published: request.published ?? Date.now() };
       return publish(invokeSubject(request.namespace), new TextEncoder().encode(serialise(event)), request.activationId);
     },
 

@@ -1,10 +1,10 @@
 // Everything the gateway's routes depend on, opened over one NATS connection.
 import { randomBytes } from "node:crypto";
 import { jetstream } from "@nats-io/jetstream";
-import { Kvm, KvWatchInclude } from "@nats-io/kv";
+import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { activationKey, IDEMPOTENCY_BUCKET, invokeSubject } from "../contracts/index.ts";
+import { activationKey, IDEMPOTENCY_BUCKET } from "../contracts/index.ts";
 import { DEFAULT_MAX_BLOCKING_WAITS, DEFAULT_MAX_QUEUE } from "../infra/config.ts";
 import { IdempotencyStore } from "./idempotency.ts";
 import { JetStreamStatus } from "./jetstream-status.ts";
@@ -19,9 +19,9 @@ import { Admin } from "../admin/namespaces.ts";
 import { installCatalog } from "../catalog/install.ts";
 import { DEFAULT_NAMESPACE, ensureDefaultApiKey } from "./default-key.ts";
 import { DEFAULT_NAMESPACE_LIMITS, NamespaceLimiter } from "./limits.ts";
-import { createInvoker, PUBLISH_TIMEOUT_MS } from "./invoke.ts";
+import { createInvoker } from "./invoke.ts";
 import { DirectDispatch } from "./direct-dispatch.ts";
-import { KvReadCache, readThrough } from "../infra/kv-cache.ts";
+import { KvReadCache, readThrough, watchChangedKeys } from "../infra/kv-cache.ts";
 import { PackageStore } from "./package-store.ts";
 import { watchRunners } from "./runners.ts";
 import { ResultInbox } from "./result-inbox.ts";
@@ -74,10 +74,9 @@ export async function openGatewayServices(opts: GatewayServicesOptions): Promise
   await Promise.all([actionsCache.start(), packagesCache.start()]);
   // A verified key is remembered; a change to its record (deleted, replaced) forgets it at once.
   const authenticate = createAuthenticator(authKv);
-  const keyChanges = await authKv.watch({ headers_only: true, include: KvWatchInclude.UpdatesOnly });
-  void (async () => {
-    for await (const change of keyChanges) authenticate.forget(change.key);
-  })().catch((err) => logger.warn({ err }, "watching API keys stopped; verified keys expire after their time instead"));
+  const stopKeyWatch = await watchChangedKeys(authKv, (uuid) => authenticate.forget(uuid), (err) => {
+    if (err) logger.warn({ err }, "watching API keys stopped; verified keys expire after their time instead");
+  });
   await (await Admin.open(nc)).ensureNamespace(DEFAULT_NAMESPACE);
   // whisk.system and its published packages (utils, alarms, nats): stored or brought up to date.
   await installCatalog(nc, logger);
@@ -109,14 +108,14 @@ export async function openGatewayServices(opts: GatewayServicesOptions): Promise
     nc,
     gatewayId,
     logger,
-    requeue: async (event) => {
-      await jetstream(nc).publish(invokeSubject(event.namespace), JSON.stringify(event), { msgID: event.activationId, timeout: PUBLISH_TIMEOUT_MS });
-    },
+    // The invoker's own republish (its checks and bounds); called only later, once it exists.
+    requeue: async (event) => void (await invoker.requeue(event)),
   });
   const runners = watchRunners(nc, logger, undefined, direct && ((beat) => direct.heartbeat(beat)));
   const events = await openEventEntities(nc, logger);
   // GET /metrics and /api/v1/stats: the runners' published metrics merged with this gateway's.
   const metricsToken = await ensureMetricsToken(dataDir);
+  const invoker = createInvoker(jetstream(nc), inbox, logger, limiter, () => nc.info?.max_payload ?? Infinity, { status: jetstreamStatus, maxBlockingWaits, direct });
   const telemetry = new GatewayTelemetry({ nc, gatewayId, logger, liveRunners: () => runners.live(), blockingWaits: () => inbox.waitingCount });
   const deps: GatewayDeps = {
     logger,
@@ -126,7 +125,7 @@ export async function openGatewayServices(opts: GatewayServicesOptions): Promise
     packages: new PackageStore(readThrough(packagesKv, packagesCache)),
     versions: new VersionStore(versionsKv),
     build: createBuilder(nc, () => runners.live()),
-    invoker: telemetry.countInvocations(createInvoker(jetstream(nc), inbox, logger, limiter, () => nc.info?.max_payload ?? Infinity, { status: jetstreamStatus, maxBlockingWaits, direct })),
+    invoker: telemetry.countInvocations(invoker),
     telemetry: { telemetry, metricsToken: metricsToken.token },
     idempotency,
     jetstream: () => jetstreamStatus.health(),
@@ -149,7 +148,7 @@ export async function openGatewayServices(opts: GatewayServicesOptions): Promise
       runners.close();
       direct?.close();
       actionsCache.stop();
-      keyChanges.stop();
+      stopKeyWatch();
       packagesCache.stop();
       events.stop();
       inbox.close();

@@ -27,6 +27,18 @@ interface Flight {
   stale: boolean;
 }
 
+/**
+ * Calls `changed(key)` for every key of `kv` written or deleted from now on: a headers-only watch
+ * (no values streamed). `ended` runs once the watch stops (stopped, or the connection closed).
+ */
+export async function watchChangedKeys(kv: KV, changed: (key: string) => void, ended: (err?: unknown) => void): Promise<() => void> {
+  const watcher = await kv.watch({ headers_only: true, include: KvWatchInclude.UpdatesOnly });
+  void (async () => {
+    for await (const change of watcher) changed(change.key);
+  })().then(() => ended(), ended);
+  return () => watcher.stop();
+}
+
 export class KvReadCache {
   /** Map order is read order: the first entry is the least recently read. */
   private readonly entries = new Map<string, KvEntry | null>();
@@ -48,17 +60,14 @@ export class KvReadCache {
 
   /** Starts the watch; reads are cached from then on. A watch that ends (closed connection) turns caching off. */
   async start(): Promise<void> {
-    const watcher = await this.kv.watch({ headers_only: true, include: KvWatchInclude.UpdatesOnly });
-    this.stopWatch = () => watcher.stop();
-    this.live = true;
-    void (async () => {
-      for await (const change of watcher) this.invalidate(change.key);
-    })()
-      .catch((err) => this.logger.warn({ err }, "a KV cache's watch failed; reading the bucket directly"))
-      .finally(() => {
-        this.live = false;
-        this.clear();
-      });
+    let ended = false;
+    this.stopWatch = await watchChangedKeys(this.kv, (key) => this.invalidate(key), (err) => {
+      if (err) this.logger.warn({ err }, "a KV cache's watch failed; reading the bucket directly");
+      ended = true;
+      this.live = false;
+      this.clear();
+    });
+    this.live = !ended;
   }
 
   stop(): void {

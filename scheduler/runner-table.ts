@@ -9,11 +9,10 @@ interface RunnerState {
   lastSeen: number;
   /** Assignments this scheduler has sent and not yet seen answered. */
   assigned: number;
-  /** What other schedulers keep the runner busy with, estimated at its last heartbeat. */
-  othersInflight: number;
-  /** Direct calls the runner lets wait for a slot (0: it takes none), and what others keep waiting there. */
+  /** Calls the runner lets wait for a slot (0: it takes no direct calls from gateways). */
   queueLimit: number;
-  othersQueued: number;
+  /** What others (schedulers, gateways) keep running or waiting there, estimated at its last heartbeat. */
+  othersLoad: number;
   /** The last heartbeat's count (RunnerHeartbeat.seq), 0 for runners that send none. */
   seq: number;
   /** Activations the last heartbeat said the runner holds; undefined for runners that list none. */
@@ -38,11 +37,9 @@ export class RunnerTable {
       isolation,
       lastSeen: now,
       assigned,
-      // The runner counts our assignments too; whatever exceeds them is someone else's work.
-      othersInflight: Math.max(0, heartbeat.inflight - assigned),
       queueLimit: heartbeat.queueLimit ?? 0,
-      // What runs or waits beyond our own calls and the others' running ones.
-      othersQueued: Math.max(0, heartbeat.inflight + (heartbeat.queued ?? 0) - assigned - Math.max(0, heartbeat.inflight - assigned)),
+      // The runner counts our calls too; whatever exceeds them is someone else's work.
+      othersLoad: Math.max(0, heartbeat.inflight + (heartbeat.queued ?? 0) - assigned),
       seq: heartbeat.seq ?? 0,
       holds: heartbeat.activations && new Set(heartbeat.activations),
     });
@@ -69,7 +66,7 @@ export class RunnerTable {
     let bestRoom = 0;
     for (const [runnerId, state] of this.runners) {
       if (direct && state.queueLimit === 0) continue;
-      const load = state.assigned + state.othersInflight + state.othersQueued;
+      const load = state.assigned + state.othersLoad;
       const idle = state.capacity - load;
       const room = idle + (direct ? state.queueLimit : Math.min(state.queueLimit, state.capacity));
       if (room <= 0 || !satisfiesIsolation(state.isolation, required) || !this.isLive(runnerId)) continue;
@@ -122,8 +119,7 @@ export class RunnerTable {
   /** The runner refused work for lack of room: count it full until its next heartbeat says otherwise. */
   markFull(runnerId: string): void {
     const state = this.runners.get(runnerId);
-    if (state) state.othersInflight = Math.max(0, state.capacity - state.assigned);
-    if (state) state.othersQueued = state.queueLimit;
+    if (state) state.othersLoad = Math.max(0, state.capacity - state.assigned) + state.queueLimit;
   }
 
   /** Nobody listens on the runner's subject any more: it is gone, whatever its last heartbeat said. */
